@@ -1,0 +1,98 @@
+//! Writers of what leaves the event log: training shards and reports.
+//!
+//! One module per target: [`trl`] (`trl-sft`), [`compliance`] (the compliance
+//! report). Shared pieces: [`conversation`] rebuilds a session's active branch,
+//! [`shards`] writes Hugging Face style dataset directories, [`manifest`]
+//! records lineage.
+
+pub mod columns;
+pub mod compliance;
+pub mod conversation;
+pub mod manifest;
+pub mod shards;
+pub mod trl;
+
+use std::path::Path;
+
+use serde::Serialize;
+use thiserror::Error;
+use trajectory_query::QueryError;
+
+pub use shards::ShardInfo;
+
+/// Errors of the exporters.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// The query behind the export failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Writing an output file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Arrow could not build a batch.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Parquet could not encode a shard.
+    #[error("parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// A broken invariant inside the exporter.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ExportError {
+    fn io(path: &Path, source: std::io::Error) -> ExportError {
+        ExportError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<deltalake_arrow_error::DataFusionError> for ExportError {
+    fn from(e: deltalake_arrow_error::DataFusionError) -> ExportError {
+        ExportError::Query(QueryError::Sql(e))
+    }
+}
+
+mod deltalake_arrow_error {
+    pub use trajectory_store::deltalake::datafusion::error::DataFusionError;
+}
+
+/// Options shared by every exporter.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The store URL, recorded in the manifest.
+    pub store: String,
+    /// The `--as-of` the export was pinned to, recorded in the manifest.
+    pub as_of: Option<String>,
+    /// Maximum rows per Parquet shard.
+    pub rows_per_shard: usize,
+}
+
+impl ExportOptions {
+    /// Defaults: 10,000 rows per shard, no `--as-of`.
+    pub fn new(store: String) -> ExportOptions {
+        ExportOptions {
+            store,
+            as_of: None,
+            rows_per_shard: 10_000,
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    pub target: String,
+    pub out_dir: String,
+    pub events_version: u64,
+    pub rows: usize,
+    pub sessions_skipped: usize,
+    pub shards: Vec<ShardInfo>,
+    pub manifest: String,
+}

@@ -1,0 +1,84 @@
+//! `manifest.json`: what an export was built from and what it wrote.
+//!
+//! Shape (version 1):
+//!
+//! ```json
+//! {"manifest_version": 1, "target": "trl-sft", "tool": "trajectory 0.1.0",
+//!  "created_at": "2026-11-22T03:00:00Z", "store": "file:///…/", "events_table_version": 3,
+//!  "as_of": null, "rows": {"train": 17}, "sessions_skipped": 2,
+//!  "shards": [{"path": "data/train-00000-of-00001.parquet", "split": "train",
+//!              "rows": 17, "bytes": 12345, "sha256": "…"}],
+//!  "lineage": [{"session_id": "…", "event_ids": ["…"]}]}
+//! ```
+//!
+//! `lineage` lists the events behind every row, so an erasure can find every
+//! shard that contained an erased event.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::shards::ShardInfo;
+use crate::{ExportError, ExportOptions};
+
+/// Version of the manifest layout.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The manifest of one export.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportManifest {
+    pub manifest_version: u32,
+    pub target: String,
+    pub tool: String,
+    pub created_at: String,
+    pub store: String,
+    pub events_table_version: u64,
+    pub as_of: Option<String>,
+    pub rows: BTreeMap<String, usize>,
+    pub sessions_skipped: usize,
+    pub shards: Vec<ShardInfo>,
+    pub lineage: Vec<Value>,
+}
+
+impl ExportManifest {
+    /// A manifest for shards written from `events_table_version`.
+    pub fn new(
+        target: &str,
+        events_table_version: u64,
+        options: &ExportOptions,
+        rows: usize,
+        sessions_skipped: usize,
+        shards: Vec<ShardInfo>,
+        lineage: Vec<Value>,
+    ) -> ExportManifest {
+        let mut per_split: BTreeMap<String, usize> = BTreeMap::new();
+        for shard in &shards {
+            *per_split.entry(shard.split.clone()).or_default() += shard.rows;
+        }
+        debug_assert_eq!(per_split.values().sum::<usize>(), rows);
+        ExportManifest {
+            manifest_version: MANIFEST_VERSION,
+            target: target.to_string(),
+            tool: format!("trajectory {}", env!("CARGO_PKG_VERSION")),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            store: options.store.clone(),
+            events_table_version,
+            as_of: options.as_of.clone(),
+            rows: per_split,
+            sessions_skipped,
+            shards,
+            lineage,
+        }
+    }
+}
+
+/// Writes `DIR/manifest.json` (pretty JSON) and returns its path.
+pub fn write_manifest(dir: &Path, manifest: &ExportManifest) -> Result<PathBuf, ExportError> {
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| ExportError::Internal(format!("manifest: {e}")))?;
+    std::fs::write(&path, text + "\n").map_err(|e| ExportError::io(&path, e))?;
+    Ok(path)
+}

@@ -1,0 +1,87 @@
+//! Splitting a JSONL byte stream into lines with their byte offsets.
+//!
+//! A line is the bytes up to (not including) `\n`; a trailing `\r` is dropped.
+//! The last line may lack its `\n`: it is then reported as `terminated: false`
+//! so the caller can tell a truncated write from a complete record.
+
+use std::io::{self, BufRead};
+
+/// One physical line of a JSONL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Byte offset of the first byte of the line in the (decompressed) stream.
+    pub offset: u64,
+    /// 1-based line number.
+    pub number: u64,
+    /// The line's bytes without `\n` / `\r\n`.
+    pub bytes: Vec<u8>,
+    /// Whether the line ended with `\n`.
+    pub terminated: bool,
+}
+
+/// Iterates over the lines of a reader. I/O errors end the iteration with `Err`.
+pub struct Lines<R> {
+    reader: R,
+    offset: u64,
+    number: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub fn new(reader: R) -> Lines<R> {
+        Lines {
+            reader,
+            offset: 0,
+            number: 0,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Lines<R> {
+    type Item = io::Result<Line>;
+
+    fn next(&mut self) -> Option<io::Result<Line>> {
+        let mut bytes = Vec::new();
+        match self.reader.read_until(b'\n', &mut bytes) {
+            Ok(0) => None,
+            Ok(n) => {
+                let offset = self.offset;
+                self.offset += n as u64;
+                self.number += 1;
+                let terminated = bytes.last() == Some(&b'\n');
+                if terminated {
+                    bytes.pop();
+                    if bytes.last() == Some(&b'\r') {
+                        bytes.pop();
+                    }
+                }
+                Some(Ok(Line {
+                    offset,
+                    number: self.number,
+                    bytes,
+                    terminated,
+                }))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_numbers_and_termination() {
+        let data = b"{\"a\":1}\r\n\n{\"b\":2}\n{\"c\"";
+        let lines: Vec<Line> = Lines::new(&data[..]).map(|l| l.unwrap()).collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0].bytes, b"{\"a\":1}");
+        assert_eq!(lines[1].offset, 9);
+        assert!(lines[1].bytes.is_empty());
+        assert_eq!(lines[2].offset, 10);
+        assert_eq!(lines[2].number, 3);
+        assert!(lines[2].terminated);
+        assert_eq!(lines[3].bytes, b"{\"c\"");
+        assert!(!lines[3].terminated);
+    }
+}

@@ -1,0 +1,179 @@
+//! Read-only SQL over the event log: a DataFusion `SessionContext` with the
+//! `events` Delta table and the views of [`views`] registered.
+//!
+//! Read-only is enforced by DataFusion's `SQLOptions` (no DDL, no DML, no
+//! `COPY`, no `SET`), not by inspecting the query text, so no statement can
+//! write or create anything through `trajectory sql`.
+
+pub mod output;
+pub mod views;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use deltalake::datafusion::dataframe::DataFrame;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::context::SQLOptions;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::arrow::array::RecordBatch;
+use thiserror::Error;
+use trajectory_store::{EventStore, StoreError, EVENTS_TABLE};
+
+use trajectory_store::deltalake;
+
+/// Errors of the query layer.
+#[derive(Debug, Error)]
+pub enum QueryError {
+    /// The store has no events yet.
+    #[error("the store at {0} has no events yet")]
+    Empty(String),
+    /// The statement would change or create something.
+    #[error("trajectory sql is read-only: {0}")]
+    ReadOnly(String),
+    /// The query failed to plan or run (syntax, unknown column, ...).
+    #[error("{0}")]
+    Sql(#[from] DataFusionError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `--as-of` could not be parsed or resolved.
+    #[error("invalid --as-of {0:?}: expected a table version (e.g. 3) or an RFC 3339 time (e.g. 2026-11-22T10:00:00Z)")]
+    InvalidAsOf(String),
+}
+
+/// A point in the event log's history to read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsOf {
+    /// A Delta table version.
+    Version(u64),
+    /// The last version committed at or before this time.
+    Timestamp(DateTime<Utc>),
+}
+
+impl FromStr for AsOf {
+    type Err = QueryError;
+
+    fn from_str(s: &str) -> Result<AsOf, QueryError> {
+        if let Ok(version) = s.trim().parse::<u64>() {
+            return Ok(AsOf::Version(version));
+        }
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| AsOf::Timestamp(t.with_timezone(&Utc)))
+            .map_err(|_| QueryError::InvalidAsOf(s.to_string()))
+    }
+}
+
+impl fmt::Display for AsOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AsOf::Version(v) => write!(f, "version {v}"),
+            AsOf::Timestamp(t) => write!(f, "{}", t.to_rfc3339()),
+        }
+    }
+}
+
+/// A query session over one version of the event log.
+pub struct QueryEngine {
+    ctx: SessionContext,
+    events_version: u64,
+}
+
+impl QueryEngine {
+    /// Opens the store's `events` table (at `as_of`, else the latest version)
+    /// and registers it with the views.
+    ///
+    /// Errors: [`QueryError::Empty`] when nothing was ingested yet; a store
+    /// error when the version does not exist.
+    pub async fn open(store: &EventStore, as_of: Option<&AsOf>) -> Result<QueryEngine, QueryError> {
+        let mut table = match store.events_table().await? {
+            Some(table) => table,
+            None => return Err(QueryError::Empty(store.location().root().to_string())),
+        };
+        match as_of {
+            Some(AsOf::Version(version)) => table
+                .load_version(*version)
+                .await
+                .map_err(|e| QueryError::Store(StoreError::Delta(e)))?,
+            Some(AsOf::Timestamp(time)) => table
+                .load_with_datetime(*time)
+                .await
+                .map_err(|e| QueryError::Store(StoreError::Delta(e)))?,
+            None => {}
+        }
+        let events_version = table.version().unwrap_or_default();
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("trajectory", "public");
+        let ctx = SessionContext::new_with_config(config);
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| QueryError::Store(StoreError::Delta(e)))?;
+        let provider = table.table_provider().await?;
+        ctx.register_table(EVENTS_TABLE, provider)?;
+        for (name, sql) in views::view_definitions() {
+            ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;
+        }
+        Ok(QueryEngine {
+            ctx,
+            events_version,
+        })
+    }
+
+    /// The `events` table version this engine reads.
+    pub fn events_version(&self) -> u64 {
+        self.events_version
+    }
+
+    /// Plans a read-only query.
+    ///
+    /// Errors: [`QueryError::ReadOnly`] for DDL, DML, `COPY` and other
+    /// statements; [`QueryError::Sql`] for anything DataFusion rejects.
+    pub async fn frame(&self, sql: &str) -> Result<DataFrame, QueryError> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(read_only_or_sql)
+    }
+
+    /// Runs a read-only query and collects its rows.
+    pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        Ok(self.frame(sql).await?.collect().await?)
+    }
+}
+
+/// Turns DataFusion's "not supported" plan checks into a clear read-only error.
+fn read_only_or_sql(error: DataFusionError) -> QueryError {
+    let message = error.to_string();
+    for (needle, what) in [
+        ("DDL not supported", "DDL (CREATE, DROP, ALTER)"),
+        ("DML not supported", "DML (INSERT, UPDATE, DELETE, COPY)"),
+        ("Statement not supported", "SET, PREPARE and transaction statements"),
+    ] {
+        if message.contains(needle) {
+            return QueryError::ReadOnly(format!(
+                "{what} is refused; run a SELECT over events or a view ({message})"
+            ));
+        }
+    }
+    QueryError::Sql(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_parses_versions_and_times() {
+        assert_eq!("3".parse::<AsOf>().unwrap(), AsOf::Version(3));
+        assert!(matches!(
+            "2026-11-22T10:00:00Z".parse::<AsOf>().unwrap(),
+            AsOf::Timestamp(_)
+        ));
+        assert!("yesterday".parse::<AsOf>().is_err());
+    }
+}

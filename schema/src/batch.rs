@@ -1,0 +1,203 @@
+//! The Arrow schema of the `events` table and the conversion from [`Event`]s.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use chrono::{DateTime, Utc};
+
+use crate::event::Event;
+
+/// The column the `events` table is partitioned by: the UTC day of `ts`.
+pub const EVENTS_PARTITION_COLUMN: &str = "date";
+
+fn utf8(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+fn int64(name: &str) -> Field {
+    Field::new(name, DataType::Int64, true)
+}
+
+fn timestamp_utc(name: &str, nullable: bool) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        nullable,
+    )
+}
+
+/// The Arrow schema of the `events` table, in column order. Shared, built once.
+///
+/// Non-null columns: `event_id`, `ts`, `date`, `kind`, `source`, `ingest_id`,
+/// `ingested_at`, `schema_version`. Everything else is nullable.
+pub fn event_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("event_id", DataType::Utf8, false),
+                timestamp_utc("ts", false),
+                Field::new(EVENTS_PARTITION_COLUMN, DataType::Date32, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("source", DataType::Utf8, false),
+                utf8("agent_id"),
+                utf8("session_id"),
+                utf8("session_key"),
+                utf8("channel"),
+                utf8("entry_id"),
+                utf8("parent_id"),
+                int64("seq"),
+                utf8("role"),
+                utf8("provider"),
+                utf8("model"),
+                utf8("api"),
+                utf8("locality"),
+                utf8("text"),
+                utf8("content"),
+                utf8("tool_call_id"),
+                utf8("tool_name"),
+                utf8("tool_args"),
+                utf8("tool_status"),
+                Field::new("tool_is_error", DataType::Boolean, true),
+                int64("input_tokens"),
+                int64("output_tokens"),
+                int64("cache_read_tokens"),
+                int64("cache_write_tokens"),
+                Field::new("cost_usd", DataType::Float64, true),
+                utf8("stop_reason"),
+                utf8("error"),
+                int64("latency_ms"),
+                utf8("redactions"),
+                utf8("redaction_policy"),
+                utf8("source_uri"),
+                int64("source_offset"),
+                int64("source_line"),
+                utf8("line_sha256"),
+                utf8("raw"),
+                Field::new("ingest_id", DataType::Utf8, false),
+                timestamp_utc("ingested_at", false),
+                Field::new("schema_version", DataType::Int32, false),
+            ]))
+        })
+        .clone()
+}
+
+/// Days since the Unix epoch of the UTC date of `ts` (Arrow `Date32`).
+pub fn date32_of(ts: &DateTime<Utc>) -> i32 {
+    ts.timestamp().div_euclid(86_400) as i32
+}
+
+fn strings<'a>(events: &'a [Event], f: impl Fn(&'a Event) -> Option<&'a str>) -> ArrayRef {
+    Arc::new(events.iter().map(f).collect::<StringArray>())
+}
+
+fn ints(events: &[Event], f: impl Fn(&Event) -> Option<i64>) -> ArrayRef {
+    Arc::new(events.iter().map(f).collect::<Int64Array>())
+}
+
+fn micros(events: &[Event], f: impl Fn(&Event) -> i64) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(events.iter().map(f).collect::<Vec<_>>()).with_timezone("UTC"))
+}
+
+/// Converts events to one record batch with [`event_schema`].
+///
+/// Errors: only if Arrow rejects the arrays, which would be a bug in this crate.
+pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
+    let columns: Vec<ArrayRef> = vec![
+        strings(events, |e| Some(e.event_id.as_str())),
+        micros(events, |e| e.ts.timestamp_micros()),
+        Arc::new(Date32Array::from(events.iter().map(|e| date32_of(&e.ts)).collect::<Vec<_>>())),
+        strings(events, |e| Some(e.kind.as_str())),
+        strings(events, |e| Some(e.source)),
+        strings(events, |e| e.agent_id.as_deref()),
+        strings(events, |e| e.session_id.as_deref()),
+        strings(events, |e| e.session_key.as_deref()),
+        strings(events, |e| e.channel.as_deref()),
+        strings(events, |e| e.entry_id.as_deref()),
+        strings(events, |e| e.parent_id.as_deref()),
+        ints(events, |e| e.seq),
+        strings(events, |e| e.role.as_deref()),
+        strings(events, |e| e.provider.as_deref()),
+        strings(events, |e| e.model.as_deref()),
+        strings(events, |e| e.api.as_deref()),
+        strings(events, |e| e.locality.map(|l| l.as_str())),
+        strings(events, |e| e.text.as_deref()),
+        strings(events, |e| e.content.as_deref()),
+        strings(events, |e| e.tool_call_id.as_deref()),
+        strings(events, |e| e.tool_name.as_deref()),
+        strings(events, |e| e.tool_args.as_deref()),
+        strings(events, |e| e.tool_status.as_deref()),
+        Arc::new(events.iter().map(|e| e.tool_is_error).collect::<BooleanArray>()),
+        ints(events, |e| e.input_tokens),
+        ints(events, |e| e.output_tokens),
+        ints(events, |e| e.cache_read_tokens),
+        ints(events, |e| e.cache_write_tokens),
+        Arc::new(events.iter().map(|e| e.cost_usd).collect::<Float64Array>()),
+        strings(events, |e| e.stop_reason.as_deref()),
+        strings(events, |e| e.error.as_deref()),
+        ints(events, |e| e.latency_ms),
+        strings(events, |e| e.redactions.as_deref()),
+        strings(events, |e| e.redaction_policy.as_deref()),
+        strings(events, |e| e.source_uri.as_deref()),
+        ints(events, |e| e.source_offset),
+        ints(events, |e| e.source_line),
+        strings(events, |e| e.line_sha256.as_deref()),
+        strings(events, |e| e.raw.as_deref()),
+        strings(events, |e| Some(e.ingest_id.as_str())),
+        micros(events, |e| e.ingested_at.timestamp_micros()),
+        Arc::new(events.iter().map(|e| e.schema_version).collect::<Int32Array>()),
+    ];
+    RecordBatch::try_new(event_schema(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::{EventKind, Locality};
+    use arrow::array::Array;
+
+    #[test]
+    fn batch_matches_schema_and_keeps_values() {
+        let ts = DateTime::parse_from_rfc3339("2026-03-08T23:59:59.999Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut e = Event::new("id1".into(), ts, EventKind::LlmCall, "test", "ing", ts);
+        e.locality = Some(Locality::Cloud);
+        e.cost_usd = Some(0.5);
+        let mut other = e.clone();
+        other.event_id = "id2".into();
+        other.locality = None;
+        let batch = events_to_batch(&[e, other]).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), event_schema());
+        let date = batch
+            .column_by_name("date")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .unwrap();
+        // 2026-03-08 is day 20520 since the epoch.
+        assert_eq!(date.value(0), 20520);
+        let locality = batch
+            .column_by_name("locality")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(locality.value(0), "cloud");
+        assert!(locality.is_null(1));
+    }
+
+    #[test]
+    fn date_of_negative_timestamps_rounds_down() {
+        let ts = DateTime::parse_from_rfc3339("1969-12-31T23:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(date32_of(&ts), -1);
+    }
+}

@@ -1,0 +1,229 @@
+//! The `events` Delta table: append with idempotence, load at a version.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use deltalake::arrow::array::{
+    Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
+};
+use deltalake::arrow::compute::{filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn};
+use deltalake::datafusion::prelude::{col, lit, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use serde_json::{json, Value};
+use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
+
+use crate::{StoreError, StoreLocation};
+
+/// Name of the events table under the store root.
+pub const EVENTS_TABLE: &str = "events";
+
+/// Extra facts recorded in the Delta commit (`commitInfo`) of an append.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    /// The ingest run that wrote the rows (also in every row's `ingest_id`).
+    pub ingest_id: String,
+    /// Free-form facts (files read, quarantine count, tool version).
+    pub facts: serde_json::Map<String, Value>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The table version the rows landed in; `None` if nothing new was committed.
+    pub version: Option<u64>,
+    /// Rows written.
+    pub rows_added: usize,
+    /// Rows dropped because their `event_id` was already in the table or
+    /// appeared earlier in the same batch.
+    pub rows_already_present: usize,
+}
+
+/// The event store rooted at one location.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    location: StoreLocation,
+}
+
+impl EventStore {
+    /// Opens (and for a local directory, creates) the store at `location`.
+    ///
+    /// Errors: see [`StoreLocation::parse`].
+    pub fn open(location: &str) -> Result<EventStore, StoreError> {
+        Ok(EventStore {
+            location: StoreLocation::parse(location)?,
+        })
+    }
+
+    /// Where the store is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// Loads the `events` table at its latest version, or `None` if no ingest
+    /// has created it yet.
+    pub async fn events_table(&self) -> Result<Option<DeltaTable>, StoreError> {
+        let table = DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Loads the `events` table at `version` (latest when `None`).
+    ///
+    /// Errors: [`StoreError::NoEventsTable`] if there is no table yet; a Delta
+    /// error if the version does not exist.
+    pub async fn events_table_at(&self, version: Option<u64>) -> Result<DeltaTable, StoreError> {
+        let mut table = self
+            .events_table()
+            .await?
+            .ok_or_else(|| StoreError::NoEventsTable(self.location.root().to_string()))?;
+        if let Some(version) = version {
+            table.load_version(version).await?;
+        }
+        Ok(table)
+    }
+
+    /// Appends events in one Delta commit, skipping rows already present.
+    ///
+    /// `batch` must have [`event_schema`]. Rows whose `event_id` is already in
+    /// the table, or repeats one earlier in `batch`, are dropped; the rest are
+    /// sorted by (`session_id`, `seq`) and written as zstd Parquet partitioned by
+    /// `date`. The commit carries `info` as application metadata.
+    ///
+    /// Errors: a Delta error if the commit fails; nothing is visible then.
+    pub async fn append_events(
+        &self,
+        batch: RecordBatch,
+        info: CommitInfo,
+    ) -> Result<AppendOutcome, StoreError> {
+        let table = DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?;
+        let existing = if table.version().is_some() {
+            existing_event_ids(&table, &batch).await?
+        } else {
+            HashSet::new()
+        };
+        let fresh = keep_fresh_rows(&batch, &existing)?;
+        let rows_already_present = batch.num_rows() - fresh.num_rows();
+        if fresh.num_rows() == 0 {
+            return Ok(AppendOutcome {
+                version: None,
+                rows_added: 0,
+                rows_already_present,
+            });
+        }
+        let sorted = sort_by_session_and_seq(&fresh)?;
+        let rows_added = sorted.num_rows();
+
+        let mut metadata = info.facts.clone();
+        metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
+        metadata.insert("trajectory.rows_added".into(), json!(rows_added));
+        let writer_properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(
+                |e| StoreError::Delta(DeltaTableError::Generic(e.to_string())),
+            )?))
+            .build();
+        let table = table
+            .write(vec![sorted])
+            .with_save_mode(SaveMode::Append)
+            .with_partition_columns([EVENTS_PARTITION_COLUMN])
+            .with_table_name(EVENTS_TABLE)
+            .with_writer_properties(writer_properties)
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+            .await?;
+        Ok(AppendOutcome {
+            version: table.version(),
+            rows_added,
+            rows_already_present,
+        })
+    }
+}
+
+/// The ids among `batch`'s `event_id`s that the table already holds. Only the
+/// `date` partitions the batch touches are scanned: an event's date is a
+/// function of its `ts`, which is part of what its id is derived from.
+async fn existing_event_ids(
+    table: &DeltaTable,
+    batch: &RecordBatch,
+) -> Result<HashSet<String>, StoreError> {
+    let dates: BTreeSet<i32> = column::<Date32Array>(batch, EVENTS_PARTITION_COLUMN)?
+        .iter()
+        .flatten()
+        .collect();
+    let candidates: HashSet<&str> = column::<StringArray>(batch, "event_id")?
+        .iter()
+        .flatten()
+        .collect();
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    ctx.register_table(EVENTS_TABLE, table.table_provider().await?)?;
+    let date_filter = dates
+        .into_iter()
+        .map(|d| lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(d))))
+        .collect::<Vec<_>>();
+    let frame = ctx
+        .table(EVENTS_TABLE)
+        .await?
+        .filter(col(EVENTS_PARTITION_COLUMN).in_list(date_filter, false))?
+        .select(vec![col("event_id")])?;
+    let mut found = HashSet::new();
+    for part in frame.collect().await? {
+        let ids = part.column(0);
+        let ids = ids.as_string_opt::<i32>().ok_or_else(|| {
+            StoreError::Delta(DeltaTableError::Generic("event_id is not utf8".into()))
+        })?;
+        for id in ids.iter().flatten() {
+            if candidates.contains(id) {
+                found.insert(id.to_string());
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StoreError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            StoreError::Delta(DeltaTableError::Generic(format!(
+                "batch has no column {name} of the event schema"
+            )))
+        })
+}
+
+/// Drops rows whose id is in `existing` or repeats an earlier row's id.
+fn keep_fresh_rows(
+    batch: &RecordBatch,
+    existing: &HashSet<String>,
+) -> Result<RecordBatch, StoreError> {
+    if batch.schema().fields() != event_schema().fields() {
+        return Err(StoreError::Delta(DeltaTableError::Generic(
+            "batch does not have the events schema".into(),
+        )));
+    }
+    let ids = column::<StringArray>(batch, "event_id")?;
+    let mut seen: HashSet<&str> = HashSet::with_capacity(ids.len());
+    let keep: BooleanArray = ids
+        .iter()
+        .map(|id| {
+            let id = id.unwrap_or_default();
+            Some(!existing.contains(id) && seen.insert(id))
+        })
+        .collect();
+    Ok(filter_record_batch(batch, &keep)?)
+}
+
+fn sort_by_session_and_seq(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+    let sort_columns: Vec<SortColumn> = ["session_id", "seq", "event_id"]
+        .iter()
+        .filter_map(|name| batch.column_by_name(name))
+        .map(|values| SortColumn {
+            values: Arc::clone(values),
+            options: None,
+        })
+        .collect();
+    let indices = lexsort_to_indices(&sort_columns, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}

@@ -1,0 +1,31 @@
+//! The event store: Delta Lake tables under one root (a local directory, or
+//! object storage in a later release).
+//!
+//! ```text
+//! <root>/
+//!   events/                    Delta table, partitioned by `date`
+//!     _delta_log/00000…N.json  one commit per ingest
+//!     date=2026-03-08/part-….zstd.parquet
+//! ```
+//!
+//! Invariants:
+//! - **Atomic visibility.** An ingest's good events and its quarantined lines
+//!   are rows of the same table and land in one Delta commit: either all of an
+//!   ingest is visible or none of it is.
+//! - **Idempotence.** Event ids are deterministic; [`EventStore::append_events`]
+//!   drops rows whose `event_id` is already in the table (or repeated within the
+//!   batch), so appending the same input twice adds nothing.
+//! - **Append-only.** Nothing here rewrites or deletes rows.
+//! - Rows inside a segment are sorted by (`session_id`, `seq`).
+
+mod error;
+mod events;
+mod location;
+
+pub use error::StoreError;
+pub use events::{AppendOutcome, CommitInfo, EventStore, EVENTS_TABLE};
+pub use location::StoreLocation;
+
+/// Re-export of the Delta Lake crate the store is built on, so that `query`
+/// and the exporters use the very same version.
+pub use deltalake;
