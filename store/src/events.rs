@@ -6,6 +6,7 @@ use std::sync::Arc;
 use deltalake::arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
 };
+use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::compute::{filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn};
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
@@ -66,8 +67,29 @@ impl EventStore {
     /// Loads the `events` table at its latest version, or `None` if no ingest
     /// has created it yet.
     pub async fn events_table(&self) -> Result<Option<DeltaTable>, StoreError> {
+        if let Some(root) = self.location.local_path() {
+            if !root.join(EVENTS_TABLE).join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
         let table = DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?;
         Ok(table.version().is_some().then_some(table))
+    }
+
+    /// The `events` table, loaded if it exists, else an unloaded handle that a
+    /// first write creates.
+    async fn events_table_for_write(&self) -> Result<DeltaTable, StoreError> {
+        if let Some(table) = self.events_table().await? {
+            return Ok(table);
+        }
+        if let Some(root) = self.location.local_path() {
+            let dir = root.join(EVENTS_TABLE);
+            std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?)
     }
 
     /// Loads the `events` table at `version` (latest when `None`).
@@ -98,7 +120,7 @@ impl EventStore {
         batch: RecordBatch,
         info: CommitInfo,
     ) -> Result<AppendOutcome, StoreError> {
-        let table = DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?;
+        let table = self.events_table_for_write().await?;
         let existing = if table.version().is_some() {
             existing_event_ids(&table, &batch).await?
         } else {
@@ -169,7 +191,7 @@ async fn existing_event_ids(
         .select(vec![col("event_id")])?;
     let mut found = HashSet::new();
     for part in frame.collect().await? {
-        let ids = part.column(0);
+        let ids = deltalake::arrow::compute::cast(part.column(0), &DataType::Utf8)?;
         let ids = ids.as_string_opt::<i32>().ok_or_else(|| {
             StoreError::Delta(DeltaTableError::Generic("event_id is not utf8".into()))
         })?;

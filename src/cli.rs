@@ -1,0 +1,138 @@
+//! The command-line contract (see `docs/cli.md`). Scripts depend on it:
+//! flags are added, never renamed.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use trajectory_query::output::OutputFormat;
+
+/// Turn the history of an OpenClaw / pi agent into an auditable, trainable
+/// event log: ingest transcripts, query them with SQL, export training shards
+/// and write compliance reports.
+#[derive(Debug, Parser)]
+#[command(name = "trajectory", version, propagate_version = true)]
+#[command(after_help = "Examples:
+  trajectory ingest ~/.openclaw
+  trajectory sql \"SELECT provider, count(*) FROM llm_calls GROUP BY provider\"
+  trajectory export --target trl-sft --out dataset/
+  trajectory report compliance --out report.html
+
+Progress and logs go to stderr, results to stdout. Set TRAJECTORY_LOG=debug for detail.")]
+pub struct Cli {
+    /// Where the event store lives: a directory (created if missing) or a file:// URL.
+    /// Default: $XDG_DATA_HOME/trajectory/store (~/.local/share/trajectory/store).
+    #[arg(long, global = true, env = "TRAJECTORY_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read session transcripts and append their events to the store.
+    ///
+    /// Every line becomes one or more events (user messages, LLM calls, tool calls and
+    /// results, model changes, ...). Lines that cannot be read are quarantined with a
+    /// reason and counted; ingest goes on. Event ids are deterministic: ingesting the
+    /// same files again adds nothing. All events of a run land in one atomic commit.
+    Ingest(IngestArgs),
+    /// Run a read-only SQL query over the event log.
+    ///
+    /// Tables and views: events, llm_calls, tool_calls, messages, sessions,
+    /// cloud_exposure, quarantine (see docs/schema.md). DDL, DML and COPY are refused.
+    Sql(SqlArgs),
+    /// Write a training dataset (Hugging Face style Parquet shards + card + manifest).
+    Export(ExportArgs),
+    /// Write a report.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Transcript files (*.jsonl, archived *.jsonl.deleted.*, *.zst) or directories to walk.
+    /// Without PATH: the OpenClaw and pi state directories found in $HOME.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print the summary as JSON on stdout (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Quarantine lines longer than this many bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT * FROM sessions ORDER BY cost_usd DESC LIMIT 10".
+    pub query: String,
+
+    /// Output format: table, csv, json (one array of objects), ndjson or parquet.
+    #[arg(long, default_value = "table", value_parser = parse_output_format)]
+    pub format: OutputFormat,
+
+    /// Read the log as it was at a table version (e.g. 3) or time (RFC 3339).
+    #[arg(long, value_name = "VERSION|TIMESTAMP")]
+    pub as_of: Option<String>,
+}
+
+fn parse_output_format(s: &str) -> Result<OutputFormat, String> {
+    s.parse()
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportTarget {
+    /// TRL SFTTrainer, conversational: `messages` with tool calls, plus `tools`.
+    TrlSft,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The training format to write.
+    #[arg(long, value_enum)]
+    pub target: ExportTarget,
+
+    /// The dataset directory (created; earlier shards in it are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Export the log as it was at a table version or time (RFC 3339).
+    #[arg(long, value_name = "VERSION|TIMESTAMP")]
+    pub as_of: Option<String>,
+
+    /// Maximum rows per Parquet shard.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows_per_shard: usize,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportKind {
+    /// Calls, failures, tokens and cost per provider and model; local vs cloud share;
+    /// sessions whose content went to a cloud provider.
+    Compliance,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub kind: ReportKind,
+
+    /// The file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// html, json or md. Default: from the --out extension, else html.
+    #[arg(long)]
+    pub format: Option<String>,
+
+    /// Report on the log as it was at a table version or time (RFC 3339).
+    #[arg(long, value_name = "VERSION|TIMESTAMP")]
+    pub as_of: Option<String>,
+}
