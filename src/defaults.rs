@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 /// `$XDG_DATA_HOME/trajectory/store`, else `~/.local/share/trajectory/store`.
@@ -15,7 +17,9 @@ pub fn default_store() -> Result<String> {
         Some(dir) => PathBuf::from(dir),
         None => match home() {
             Some(home) => home.join(".local/share"),
-            None => bail!("no --store given and neither TRAJECTORY_STORE, XDG_DATA_HOME nor HOME is set"),
+            None => bail!(
+                "no --store given and neither TRAJECTORY_STORE, XDG_DATA_HOME nor HOME is set"
+            ),
         },
     };
     Ok(base.join("trajectory/store").display().to_string())

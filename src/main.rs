@@ -19,7 +19,9 @@ use trajectory_query::output::write_batches;
 use trajectory_query::{AsOf, QueryEngine, QueryError};
 use trajectory_store::EventStore;
 
-use crate::cli::{Cli, Command, ExportArgs, ExportTarget, IngestArgs, ReportArgs, ReportKind, SqlArgs};
+use crate::cli::{
+    Cli, Command, ExportArgs, ExportTarget, IngestArgs, ReportArgs, ReportKind, SqlArgs,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,7 +32,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -132,7 +137,8 @@ async fn run_ingest(store: &EventStore, args: IngestArgs) -> Result<()> {
         }
         Progress::FileRead { bytes, events, .. } => {
             let files = files_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            let total = events_read.fetch_add(events, std::sync::atomic::Ordering::Relaxed) + events;
+            let total =
+                events_read.fetch_add(events, std::sync::atomic::Ordering::Relaxed) + events;
             bar.inc(bytes);
             let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-3);
             bar.set_message(format!("{files} files, {rate:.0} events/s"));
@@ -153,14 +159,21 @@ async fn run_ingest(store: &EventStore, args: IngestArgs) -> Result<()> {
 
 fn print_ingest_summary(s: &IngestSummary) {
     let mb = s.bytes as f64 / 1_000_000.0;
-    let rate = if s.seconds > 0.0 { s.events_read as f64 / s.seconds } else { 0.0 };
+    let rate = if s.seconds > 0.0 {
+        s.events_read as f64 / s.seconds
+    } else {
+        0.0
+    };
     println!(
         "ingested {} file(s): {} lines, {:.2} MB in {:.2} s ({:.0} events/s)",
         s.files, s.lines, mb, s.seconds, rate
     );
     println!("  {:<22}{:>10}", "events read", s.events_read);
     println!("  {:<22}{:>10}", "events added", s.events_added);
-    println!("  {:<22}{:>10}", "events already present", s.events_already_present);
+    println!(
+        "  {:<22}{:>10}",
+        "events already present", s.events_already_present
+    );
     println!("  {:<22}{:>10}", "lines quarantined", s.lines_quarantined);
     println!("  {:<22}{:>10}", "unknown entries kept", s.unknown_entries);
     if s.files_failed > 0 {
@@ -185,7 +198,9 @@ fn print_ingest_summary(s: &IngestSummary) {
         None => println!("store: {} (nothing new to commit)", s.store),
     }
     if s.lines_quarantined > 0 {
-        println!("see bad lines with: trajectory sql \"SELECT file, line, reason FROM quarantine\"");
+        println!(
+            "see bad lines with: trajectory sql \"SELECT file, line, reason FROM quarantine\""
+        );
     }
 }
 
@@ -218,7 +233,10 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
             summary.rows, summary.target, summary.events_version, summary.out_dir, summary.sessions_skipped
         );
         for shard in &summary.shards {
-            println!("  {} ({} rows, {} bytes, sha256 {})", shard.path, shard.rows, shard.bytes, shard.sha256);
+            println!(
+                "  {} ({} rows, {} bytes, sha256 {})",
+                shard.path, shard.rows, shard.bytes, shard.sha256
+            );
         }
         println!("  manifest: {}", summary.manifest);
     }
@@ -229,7 +247,11 @@ fn report_format(args: &ReportArgs) -> Result<ReportFormat> {
     if let Some(format) = &args.format {
         return format.parse::<ReportFormat>().map_err(anyhow::Error::msg);
     }
-    let extension = args.out.extension().and_then(|e| e.to_str()).unwrap_or("html");
+    let extension = args
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("html");
     Ok(match extension {
         "json" => ReportFormat::Json,
         "md" | "markdown" => ReportFormat::Markdown,
@@ -259,7 +281,8 @@ async fn run_report(store: &EventStore, args: ReportArgs) -> Result<()> {
 
 fn write_output(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

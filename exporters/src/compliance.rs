@@ -33,7 +33,9 @@ impl FromStr for ReportFormat {
             "html" => Ok(ReportFormat::Html),
             "json" => Ok(ReportFormat::Json),
             "md" | "markdown" => Ok(ReportFormat::Markdown),
-            other => Err(format!("unknown report format {other:?}; use html, json or md")),
+            other => Err(format!(
+                "unknown report format {other:?}; use html, json or md"
+            )),
         }
     }
 }
@@ -127,7 +129,10 @@ fn int_at(values: &[Option<i64>], row: usize) -> i64 {
 /// Builds the report from the engine's events version.
 ///
 /// Errors: query errors.
-pub async fn build_report(engine: &QueryEngine, store: &str) -> Result<ComplianceReport, ExportError> {
+pub async fn build_report(
+    engine: &QueryEngine,
+    store: &str,
+) -> Result<ComplianceReport, ExportError> {
     let mut models = Vec::new();
     for batch in engine
         .collect(
@@ -159,20 +164,29 @@ pub async fn build_report(engine: &QueryEngine, store: &str) -> Result<Complianc
                 input_tokens: int_at(&input, row),
                 output_tokens: int_at(&output, row),
                 cache_read_tokens: int_at(&cache_read, row),
-                cost_usd: cost[row].unwrap_or(0.0),
+                cost_usd: cost.get(row).copied().flatten().unwrap_or(0.0),
             });
         }
     }
 
     let total_calls: i64 = models.iter().map(|m| m.calls).sum();
-    let total_tokens: i64 = models.iter().map(|m| m.input_tokens + m.output_tokens).sum();
+    let total_tokens: i64 = models
+        .iter()
+        .map(|m| m.input_tokens + m.output_tokens)
+        .sum();
     let mut by_locality: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for m in &models {
         let entry = by_locality.entry(m.locality.clone()).or_default();
         entry.0 += m.calls;
         entry.1 += m.input_tokens + m.output_tokens;
     }
-    let share = |part: i64, whole: i64| if whole > 0 { part as f64 / whole as f64 } else { 0.0 };
+    let share = |part: i64, whole: i64| {
+        if whole > 0 {
+            part as f64 / whole as f64
+        } else {
+            0.0
+        }
+    };
     let locality = by_locality
         .into_iter()
         .map(|(locality, (calls, tokens))| LocalityShare {
@@ -331,7 +345,7 @@ fn render_html(r: &ComplianceReport) -> String {
         "<h2>Summary</h2><table id=\"summary\"><tr><th>Period</th><td>{} – {}</td></tr>\
          <tr><th>Sessions</th><td class=\"num\">{}</td></tr><tr><th>LLM calls</th><td class=\"num\">{}</td></tr>\
          <tr><th>Failed LLM calls</th><td class=\"num\">{}</td></tr><tr><th>Cost (USD)</th><td class=\"num\">{:.6}</td></tr>\
-         <tr><th>Quarantined lines</th><td class=\"num\">{}</td></tr></table>\n",
+         <tr><th>Quarantined lines</th><td class=\"num\">{}</td></tr></table>",
         esc(r.period_start.as_deref().unwrap_or("-")),
         esc(r.period_end.as_deref().unwrap_or("-")),
         r.sessions,
@@ -340,7 +354,7 @@ fn render_html(r: &ComplianceReport) -> String {
         r.cost_usd,
         r.quarantined_lines
     );
-    h.push_str("<h2>Local vs cloud</h2><table id=\"locality\"><tr><th>Locality</th><th>Calls</th><th>Share of calls</th><th>Tokens</th><th>Share of tokens</th></tr>\n");
+    h.push_str("\n<h2>Local vs cloud</h2><table id=\"locality\"><tr><th>Locality</th><th>Calls</th><th>Share of calls</th><th>Tokens</th><th>Share of tokens</th></tr>\n");
     for l in &r.locality {
         let _ = writeln!(
             h,
@@ -377,7 +391,12 @@ fn render_html(r: &ComplianceReport) -> String {
     for s in &r.exposed_sessions {
         let mut outputs = String::new();
         for t in &s.tool_outputs_sent {
-            let _ = write!(outputs, "<pre><b>{}</b>: {}</pre>", esc(&t.tool_name), esc(&t.excerpt));
+            let _ = write!(
+                outputs,
+                "<pre><b>{}</b>: {}</pre>",
+                esc(&t.tool_name),
+                esc(&t.excerpt)
+            );
         }
         let _ = writeln!(
             h,
@@ -412,7 +431,10 @@ fn render_markdown(r: &ComplianceReport) -> String {
     let _ = writeln!(
         m,
         "Generated {} by {} from events table version {} of `{}`.\n",
-        r.generated_at, r.tool, r.events_table_version, md_cell(&r.store)
+        r.generated_at,
+        r.tool,
+        r.events_table_version,
+        md_cell(&r.store)
     );
     let _ = writeln!(m, "## Summary\n");
     let _ = writeln!(
@@ -513,7 +535,9 @@ mod tests {
 
     #[test]
     fn html_escapes_transcript_text() {
-        let html = render_html(&report_with("<script>alert(1)</script><img src=x onerror=alert(2)>"));
+        let html = render_html(&report_with(
+            "<script>alert(1)</script><img src=x onerror=alert(2)>",
+        ));
         assert!(!html.contains("<script>"));
         assert!(!html.contains("<img"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

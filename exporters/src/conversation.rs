@@ -96,9 +96,15 @@ impl Conversation {
     /// JSON type, `required` = properties present in every call.
     pub fn tools(&self) -> Vec<Value> {
         let mut seen: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        for call in self.messages.iter().flat_map(|m| m.tool_calls.iter().flatten()) {
+        for call in self
+            .messages
+            .iter()
+            .flat_map(|m| m.tool_calls.iter().flatten())
+        {
             let args = serde_json::from_str(&call.function.arguments).unwrap_or(Value::Null);
-            seen.entry(call.function.name.as_str()).or_default().push(args);
+            seen.entry(call.function.name.as_str())
+                .or_default()
+                .push(args);
         }
         seen.into_iter()
             .map(|(name, calls)| {
@@ -147,7 +153,11 @@ fn infer_parameters(calls: &[Value]) -> Value {
     let properties: serde_json::Map<String, Value> = properties
         .into_iter()
         .map(|(key, ty)| {
-            let schema = if ty == "null" { json!({}) } else { json!({ "type": ty }) };
+            let schema = if ty == "null" {
+                json!({})
+            } else {
+                json!({ "type": ty })
+            };
             (key.to_string(), schema)
         })
         .collect();
@@ -155,7 +165,10 @@ fn infer_parameters(calls: &[Value]) -> Value {
 }
 
 fn is_failed(event: &ConversationEvent) -> bool {
-    matches!(event.stop_reason.as_deref(), Some("error") | Some("aborted")) || event.error.is_some()
+    matches!(
+        event.stop_reason.as_deref(),
+        Some("error") | Some("aborted")
+    ) || event.error.is_some()
 }
 
 fn tool_calls_of(content: Option<&str>) -> Vec<ToolCall> {
@@ -169,7 +182,11 @@ fn tool_calls_of(content: Option<&str>) -> Vec<ToolCall> {
             id: b.get("id").and_then(Value::as_str).map(str::to_string),
             kind: "function",
             function: ToolFunction {
-                name: b.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                name: b
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 arguments: match b.get("arguments") {
                     Some(Value::String(s)) => s.clone(),
                     Some(v) => v.to_string(),
@@ -259,7 +276,9 @@ pub fn conversation(events: &[ConversationEvent]) -> Conversation {
 }
 
 /// Groups events by session id, keeping each session's events in input order.
-pub fn by_session(events: Vec<(String, ConversationEvent)>) -> BTreeMap<String, Vec<ConversationEvent>> {
+pub fn by_session(
+    events: Vec<(String, ConversationEvent)>,
+) -> BTreeMap<String, Vec<ConversationEvent>> {
     let mut sessions: BTreeMap<String, Vec<ConversationEvent>> = BTreeMap::new();
     for (session, event) in events {
         sessions.entry(session).or_default().push(event);
@@ -280,7 +299,14 @@ pub fn role_counts(conversation: &Conversation) -> HashMap<&'static str, usize> 
 mod tests {
     use super::*;
 
-    fn ev(id: &str, kind: &str, entry: &str, parent: Option<&str>, seq: i64, text: &str) -> ConversationEvent {
+    fn ev(
+        id: &str,
+        kind: &str,
+        entry: &str,
+        parent: Option<&str>,
+        seq: i64,
+        text: &str,
+    ) -> ConversationEvent {
         ConversationEvent {
             event_id: id.into(),
             kind: kind.into(),
@@ -318,13 +344,21 @@ mod tests {
         let conv = conversation(&events);
         let roles: Vec<_> = conv.messages.iter().map(|m| m.role).collect();
         assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
-        assert_eq!(conv.messages[1].tool_calls.as_ref().unwrap()[0].function.arguments, r#"{"path":"a"}"#);
+        assert_eq!(
+            conv.messages[1].tool_calls.as_ref().unwrap()[0]
+                .function
+                .arguments,
+            r#"{"path":"a"}"#
+        );
         assert_eq!(conv.messages[2].tool_call_id.as_deref(), Some("t1"));
         assert!(!conv.event_ids.contains(&"e0".to_string()));
         assert!(conv.is_trainable());
         let tools = conv.tools();
         assert_eq!(tools[0]["function"]["name"], "read");
-        assert_eq!(tools[0]["function"]["parameters"]["properties"]["path"]["type"], "string");
+        assert_eq!(
+            tools[0]["function"]["parameters"]["properties"]["path"]["type"],
+            "string"
+        );
         assert_eq!(tools[0]["function"]["parameters"]["required"][0], "path");
     }
 }

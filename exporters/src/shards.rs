@@ -69,7 +69,11 @@ pub fn write_split(
         let len = rows_per_shard.min(total - start);
         let slice = batch.slice(start, len);
         let file = File::create(&path).map_err(|e| ExportError::io(&path, e))?;
-        let mut writer = ArrowWriter::try_new(BufWriter::new(file), Arc::clone(&schema), Some(props.clone()))?;
+        let mut writer = ArrowWriter::try_new(
+            BufWriter::new(file),
+            Arc::clone(&schema),
+            Some(props.clone()),
+        )?;
         writer.write(&slice)?;
         writer.close()?;
         let (bytes, sha256) = file_digest(&path)?;
@@ -91,7 +95,9 @@ pub fn file_digest(path: &Path) -> Result<(u64, String), ExportError> {
     let mut buffer = vec![0u8; 1 << 16];
     let mut bytes = 0u64;
     loop {
-        let n = file.read(&mut buffer).map_err(|e| ExportError::io(path, e))?;
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| ExportError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -150,7 +156,10 @@ mod tests {
         assert_eq!(shards[2].path, "data/train-00002-of-00003.parquet");
         assert_eq!(shards.iter().map(|s| s.rows).sum::<usize>(), 5);
         let (bytes, sha) = file_digest(&dir.path().join(&shards[0].path)).unwrap();
-        assert_eq!((bytes, sha.as_str()), (shards[0].bytes, shards[0].sha256.as_str()));
+        assert_eq!(
+            (bytes, sha.as_str()),
+            (shards[0].bytes, shards[0].sha256.as_str())
+        );
         assert_eq!(clear_previous_shards(dir.path()).unwrap(), 3);
         let empty = write_split(dir.path(), "train", schema, &batch.slice(0, 0), 2).unwrap();
         assert_eq!(empty.len(), 1);

@@ -75,7 +75,8 @@ pub fn trl_sft_schema() -> SchemaRef {
         .clone()
 }
 
-const EVENTS_QUERY: &str = "SELECT session_id, agent_id, event_id, kind, entry_id, parent_id, seq, \
+const EVENTS_QUERY: &str =
+    "SELECT session_id, agent_id, event_id, kind, entry_id, parent_id, seq, \
      text, content, tool_call_id, tool_name, tool_args, stop_reason, error \
      FROM events WHERE session_id IS NOT NULL AND kind NOT IN ('quarantined', 'tool_call') \
      ORDER BY session_id, seq, event_id";
@@ -121,7 +122,7 @@ pub async fn export_trl_sft(
                     kind: value(&kind, row).unwrap_or_default(),
                     entry_id: value(&entry, row),
                     parent_id: value(&parent, row),
-                    seq: seq[row].unwrap_or_default(),
+                    seq: seq.get(row).copied().flatten().unwrap_or_default(),
                     text: value(&text, row),
                     content: value(&content, row),
                     tool_call_id: value(&tool_call_id, row),
@@ -164,7 +165,13 @@ pub async fn export_trl_sft(
 
     std::fs::create_dir_all(out_dir).map_err(|e| ExportError::io(out_dir, e))?;
     clear_previous_shards(out_dir)?;
-    let shards = write_split(out_dir, "train", Arc::clone(&schema), &batch, options.rows_per_shard)?;
+    let shards = write_split(
+        out_dir,
+        "train",
+        Arc::clone(&schema),
+        &batch,
+        options.rows_per_shard,
+    )?;
     let manifest = ExportManifest::new(
         TARGET,
         engine.events_version(),

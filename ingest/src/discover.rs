@@ -75,9 +75,8 @@ fn first_line(path: &Path) -> io::Result<Vec<u8>> {
 pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
     let mut discovery = Discovery::default();
     for path in paths {
-        let metadata = std::fs::metadata(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-        })?;
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         if metadata.is_file() {
             discovery.files.push(SourceFile {
                 path: path.clone(),
@@ -90,7 +89,10 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
                 Ok(entry) => entry,
                 Err(e) => {
                     discovery.skipped.push(SkippedFile {
-                        path: e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
+                        path: e
+                            .path()
+                            .map(Path::to_path_buf)
+                            .unwrap_or_else(|| path.clone()),
                         reason: e.to_string(),
                     });
                     continue;
@@ -158,8 +160,12 @@ mod tests {
     #[test]
     fn transcript_names() {
         assert!(is_transcript_name("abc.jsonl"));
-        assert!(is_transcript_name("abc.jsonl.deleted.2026-01-28T20-32-52.405Z"));
-        assert!(is_transcript_name("abc.jsonl.deleted.2026-11-22T02-28-39.182Z.bdb0.zst"));
+        assert!(is_transcript_name(
+            "abc.jsonl.deleted.2026-01-28T20-32-52.405Z"
+        ));
+        assert!(is_transcript_name(
+            "abc.jsonl.deleted.2026-11-22T02-28-39.182Z.bdb0.zst"
+        ));
         assert!(is_transcript_name("abc.jsonl.reset.123"));
         assert!(!is_transcript_name("abc.trajectory.jsonl"));
         assert!(!is_transcript_name("abc.trajectory.jsonl.zst"));
@@ -179,7 +185,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sessions = dir.path().join("agents/main/sessions");
         std::fs::create_dir_all(&sessions).unwrap();
-        std::fs::write(sessions.join("a.jsonl"), "{\"type\":\"session\",\"id\":\"a\"}\n").unwrap();
+        std::fs::write(
+            sessions.join("a.jsonl"),
+            "{\"type\":\"session\",\"id\":\"a\"}\n",
+        )
+        .unwrap();
         std::fs::write(sessions.join("runs.jsonl"), "{\"ts\":1,\"jobId\":\"j\"}\n").unwrap();
         std::fs::write(sessions.join("a.trajectory.jsonl"), "{}\n").unwrap();
         std::fs::write(sessions.join("notes.txt"), "x").unwrap();

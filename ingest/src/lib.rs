@@ -26,7 +26,9 @@ use thiserror::Error;
 use trajectory_schema::{events_to_batch, Event};
 use trajectory_store::{CommitInfo, EventStore, StoreError};
 
-use crate::discover::{agent_id_from_path, discover, open_decoded, session_id_from_file_name, SkippedFile};
+use crate::discover::{
+    agent_id_from_path, discover, open_decoded, session_id_from_file_name, SkippedFile,
+};
 use crate::openclaw::transcript::{self, TranscriptContext};
 
 /// Errors that stop an ingest run. Bad input never does: it is quarantined.
@@ -68,7 +70,11 @@ pub enum Progress {
     /// Discovery finished: this many files, this many bytes on disk.
     Discovered { files: usize, bytes: u64 },
     /// One file was read.
-    FileRead { path: PathBuf, bytes: u64, events: u64 },
+    FileRead {
+        path: PathBuf,
+        bytes: u64,
+        events: u64,
+    },
     /// All files are read; the commit is being written.
     Committing { events: usize },
 }
@@ -230,8 +236,14 @@ pub async fn ingest(
         let mut facts = serde_json::Map::new();
         facts.insert("trajectory.operation".into(), json!("ingest"));
         facts.insert("trajectory.files".into(), json!(per_file.len()));
-        facts.insert("trajectory.lines_quarantined".into(), json!(lines_quarantined));
-        facts.insert("trajectory.version".into(), json!(env!("CARGO_PKG_VERSION")));
+        facts.insert(
+            "trajectory.lines_quarantined".into(),
+            json!(lines_quarantined),
+        );
+        facts.insert(
+            "trajectory.version".into(),
+            json!(env!("CARGO_PKG_VERSION")),
+        );
         Some(
             store
                 .append_events(

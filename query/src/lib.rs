@@ -12,11 +12,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::dataframe::DataFrame;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
-use deltalake::arrow::array::RecordBatch;
 use thiserror::Error;
 use trajectory_store::{EventStore, StoreError, EVENTS_TABLE};
 
@@ -152,7 +152,10 @@ fn read_only_or_sql(error: DataFusionError) -> QueryError {
     for (needle, what) in [
         ("DDL not supported", "DDL (CREATE, DROP, ALTER)"),
         ("DML not supported", "DML (INSERT, UPDATE, DELETE, COPY)"),
-        ("Statement not supported", "SET, PREPARE and transaction statements"),
+        (
+            "Statement not supported",
+            "SET, PREPARE and transaction statements",
+        ),
     ] {
         if message.contains(needle) {
             return QueryError::ReadOnly(format!(

@@ -89,7 +89,9 @@ pub fn write_batches<W: Write + Send>(
         }
         OutputFormat::Parquet => {
             let props = deltalake::parquet::file::properties::WriterProperties::builder()
-                .set_compression(deltalake::parquet::basic::Compression::ZSTD(Default::default()))
+                .set_compression(deltalake::parquet::basic::Compression::ZSTD(
+                    Default::default(),
+                ))
                 .build();
             let mut writer = ArrowWriter::try_new(out, schema, Some(props))
                 .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
@@ -137,11 +139,15 @@ mod tests {
     #[test]
     fn formats_render_rows() {
         let b = batch();
-        let json: serde_json::Value = serde_json::from_str(&render(OutputFormat::Json, &[b.clone()])).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render(OutputFormat::Json, &[b.clone()])).unwrap();
         assert_eq!(json[0]["n"], 1);
         assert_eq!(json[0]["s"], "a,b");
         assert_eq!(json.as_array().unwrap().len(), 2);
-        assert_eq!(render(OutputFormat::Ndjson, &[b.clone()]).lines().count(), 2);
+        assert_eq!(
+            render(OutputFormat::Ndjson, &[b.clone()]).lines().count(),
+            2
+        );
         let csv = render(OutputFormat::Csv, &[b.clone()]);
         assert!(csv.starts_with("n,s\n1,\"a,b\"\n"), "{csv}");
         assert!(render(OutputFormat::Table, &[b]).contains("| a,b |"));
@@ -149,7 +155,8 @@ mod tests {
 
     #[test]
     fn empty_results_are_valid_documents() {
-        let json: serde_json::Value = serde_json::from_str(&render(OutputFormat::Json, &[])).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render(OutputFormat::Json, &[])).unwrap();
         assert_eq!(json, serde_json::json!([]));
         assert_eq!(render(OutputFormat::Csv, &[]), "n,s\n");
         assert!(render(OutputFormat::Table, &[]).contains("0 rows"));

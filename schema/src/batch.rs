@@ -101,7 +101,10 @@ fn ints(events: &[Event], f: impl Fn(&Event) -> Option<i64>) -> ArrayRef {
 }
 
 fn micros(events: &[Event], f: impl Fn(&Event) -> i64) -> ArrayRef {
-    Arc::new(TimestampMicrosecondArray::from(events.iter().map(f).collect::<Vec<_>>()).with_timezone("UTC"))
+    Arc::new(
+        TimestampMicrosecondArray::from(events.iter().map(f).collect::<Vec<_>>())
+            .with_timezone("UTC"),
+    )
 }
 
 /// Converts events to one record batch with [`event_schema`].
@@ -111,7 +114,9 @@ pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
     let columns: Vec<ArrayRef> = vec![
         strings(events, |e| Some(e.event_id.as_str())),
         micros(events, |e| e.ts.timestamp_micros()),
-        Arc::new(Date32Array::from(events.iter().map(|e| date32_of(&e.ts)).collect::<Vec<_>>())),
+        Arc::new(Date32Array::from(
+            events.iter().map(|e| date32_of(&e.ts)).collect::<Vec<_>>(),
+        )),
         strings(events, |e| Some(e.kind.as_str())),
         strings(events, |e| Some(e.source)),
         strings(events, |e| e.agent_id.as_deref()),
@@ -132,7 +137,12 @@ pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
         strings(events, |e| e.tool_name.as_deref()),
         strings(events, |e| e.tool_args.as_deref()),
         strings(events, |e| e.tool_status.as_deref()),
-        Arc::new(events.iter().map(|e| e.tool_is_error).collect::<BooleanArray>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.tool_is_error)
+                .collect::<BooleanArray>(),
+        ),
         ints(events, |e| e.input_tokens),
         ints(events, |e| e.output_tokens),
         ints(events, |e| e.cache_read_tokens),
@@ -150,7 +160,12 @@ pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
         strings(events, |e| e.raw.as_deref()),
         strings(events, |e| Some(e.ingest_id.as_str())),
         micros(events, |e| e.ingested_at.timestamp_micros()),
-        Arc::new(events.iter().map(|e| e.schema_version).collect::<Int32Array>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.schema_version)
+                .collect::<Int32Array>(),
+        ),
     ];
     RecordBatch::try_new(event_schema(), columns)
 }

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use deltalake::arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
 };
+use deltalake::arrow::compute::{
+    filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+};
 use deltalake::arrow::datatypes::DataType;
-use deltalake::arrow::compute::{filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn};
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -142,9 +144,9 @@ impl EventStore {
         metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
         metadata.insert("trajectory.rows_added".into(), json!(rows_added));
         let writer_properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(
-                |e| StoreError::Delta(DeltaTableError::Generic(e.to_string())),
-            )?))
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
+                StoreError::Delta(DeltaTableError::Generic(e.to_string()))
+            })?))
             .build();
         let table = table
             .write(vec![sorted])

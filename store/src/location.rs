@@ -58,10 +58,11 @@ impl StoreLocation {
             path: path.display().to_string(),
             source,
         })?;
-        let root = Url::from_directory_path(&absolute).map_err(|_| StoreError::InvalidLocation {
-            location: original.to_string(),
-            reason: "not an absolute directory path".into(),
-        })?;
+        let root =
+            Url::from_directory_path(&absolute).map_err(|_| StoreError::InvalidLocation {
+                location: original.to_string(),
+                reason: "not an absolute directory path".into(),
+            })?;
         Ok(StoreLocation { root })
     }
 

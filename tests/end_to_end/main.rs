@@ -1,1 +1,10 @@
+//! End-to-end tests: the `trajectory` binary on the real example transcripts.
+//!
+//! One test binary with a module per command, so the workspace links once.
 
+mod harness;
+
+mod export;
+mod ingest;
+mod report;
+mod sql;

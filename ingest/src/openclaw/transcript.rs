@@ -116,7 +116,11 @@ pub fn read_transcript<R: BufRead>(
 pub fn is_session_header(first_line: &[u8]) -> bool {
     serde_json::from_slice::<Value>(first_line)
         .ok()
-        .and_then(|v| v.get("type").and_then(Value::as_str).map(|t| t == "session"))
+        .and_then(|v| {
+            v.get("type")
+                .and_then(Value::as_str)
+                .map(|t| t == "session")
+        })
         .unwrap_or(false)
 }
 
@@ -161,7 +165,11 @@ impl<'a> TranscriptState<'a> {
         self.stats.bytes += line.bytes.len() as u64 + u64::from(line.terminated);
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
             if !line.terminated && !line.bytes.is_empty() {
-                self.quarantine(line, "truncated last line (whitespace without newline)", out);
+                self.quarantine(
+                    line,
+                    "truncated last line (whitespace without newline)",
+                    out,
+                );
             }
             return;
         }
@@ -211,8 +219,18 @@ impl<'a> TranscriptState<'a> {
         self.read_entry(line, text, entry_type, &entry, out);
     }
 
-    fn read_header(&mut self, line: &Line, text: &str, header: &Map<String, Value>, out: &mut Vec<Event>) {
-        if let Some(id) = header.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    fn read_header(
+        &mut self,
+        line: &Line,
+        text: &str,
+        header: &Map<String, Value>,
+        out: &mut Vec<Event>,
+    ) {
+        if let Some(id) = header
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             self.session_id = id.to_string();
         }
         self.version = header.get("version").and_then(Value::as_i64).unwrap_or(1);
@@ -237,7 +255,10 @@ impl<'a> TranscriptState<'a> {
         let (entry_id, parent_id) = if self.version >= 2 {
             (
                 str_field(entry, "id"),
-                entry.get("parentId").and_then(Value::as_str).map(str::to_string),
+                entry
+                    .get("parentId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             )
         } else {
             (
@@ -269,7 +290,10 @@ impl<'a> TranscriptState<'a> {
                 if let Some(index) = entry.get("firstKeptEntryIndex").and_then(Value::as_i64) {
                     // v1: an index into the file's entries counting the header,
                     // i.e. line `index + 1`.
-                    details.insert("firstKeptEntryId".into(), Value::String(format!("v1-{}", index + 1)));
+                    details.insert(
+                        "firstKeptEntryId".into(),
+                        Value::String(format!("v1-{}", index + 1)),
+                    );
                 }
                 event.content = Some(Value::Object(details).to_string());
                 event.input_tokens = entry.get("tokensBefore").and_then(Value::as_i64);
@@ -287,7 +311,8 @@ impl<'a> TranscriptState<'a> {
                 event.role = Some("custom".into());
                 let content = entry.get("content").cloned().unwrap_or(Value::Null);
                 event.text = plain_text(&content);
-                event.content = Some(without_image_bytes(&Value::Object(entry.clone())).to_string());
+                event.content =
+                    Some(without_image_bytes(&Value::Object(entry.clone())).to_string());
                 out.push(event);
             }
             "label" => {
@@ -305,7 +330,12 @@ impl<'a> TranscriptState<'a> {
         }
     }
 
-    fn read_message(&mut self, facts: &LineFacts<'_>, entry: &Map<String, Value>, out: &mut Vec<Event>) {
+    fn read_message(
+        &mut self,
+        facts: &LineFacts<'_>,
+        entry: &Map<String, Value>,
+        out: &mut Vec<Event>,
+    ) {
         let Some(Value::Object(message)) = entry.get("message") else {
             out.push(self.unknown_event(facts, entry));
             return;
@@ -349,7 +379,10 @@ impl<'a> TranscriptState<'a> {
                 event.tool_args = Some(serde_json::json!({ "command": command }).to_string());
                 event.text = str_field(message, "output");
                 let exit_code = message.get("exitCode").and_then(Value::as_i64);
-                let cancelled = message.get("cancelled").and_then(Value::as_bool).unwrap_or(false);
+                let cancelled = message
+                    .get("cancelled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let status = if cancelled {
                     "cancelled"
                 } else {
@@ -370,7 +403,8 @@ impl<'a> TranscriptState<'a> {
                 let mut event = self.event(EventKind::CustomMessage, facts, "");
                 event.role = Some(role.into());
                 event.text = plain_text(&content);
-                event.content = Some(without_image_bytes(&Value::Object(message.clone())).to_string());
+                event.content =
+                    Some(without_image_bytes(&Value::Object(message.clone())).to_string());
                 out.push(event);
             }
             "branchSummary" | "compactionSummary" => {
@@ -442,7 +476,10 @@ impl<'a> TranscriptState<'a> {
             call.api = event.api.clone();
             call.locality = event.locality;
             call.tool_call_id = block.get("id").and_then(Value::as_str).map(str::to_string);
-            call.tool_name = block.get("name").and_then(Value::as_str).map(str::to_string);
+            call.tool_name = block
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             call.tool_args = Some(match block.get("arguments") {
                 Some(Value::String(s)) => s.clone(),
                 Some(args) => args.to_string(),
@@ -457,7 +494,10 @@ impl<'a> TranscriptState<'a> {
 
     fn custom_event(&self, facts: &LineFacts<'_>, entry: &Map<String, Value>) -> Event {
         let mut event = self.event(EventKind::Custom, facts, "");
-        let custom_type = entry.get("customType").and_then(Value::as_str).unwrap_or("");
+        let custom_type = entry
+            .get("customType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let data = entry.get("data").cloned().unwrap_or(Value::Null);
         event.role = Some(custom_type.to_string()).filter(|s| !s.is_empty());
         if let Value::Object(data) = &data {
@@ -712,7 +752,12 @@ mod tests {
         let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
-            [EventKind::SessionStart, EventKind::LlmCall, EventKind::ToolCall, EventKind::ToolCall]
+            [
+                EventKind::SessionStart,
+                EventKind::LlmCall,
+                EventKind::ToolCall,
+                EventKind::ToolCall
+            ]
         );
         let call = &events[1];
         assert_eq!(call.session_id.as_deref(), Some("sess-1"));
@@ -800,7 +845,8 @@ mod tests {
 
     #[test]
     fn image_bytes_are_replaced_by_a_reference() {
-        let value: Value = serde_json::json!([{"type":"image","data":"aGVsbG8=","mimeType":"image/png"}]);
+        let value: Value =
+            serde_json::json!([{"type":"image","data":"aGVsbG8=","mimeType":"image/png"}]);
         let clean = without_image_bytes(&value);
         assert_eq!(clean[0]["data"]["bytes"], 8);
         assert_eq!(clean[0]["data"]["sha256"].as_str().unwrap().len(), 64);

@@ -1,0 +1,103 @@
+//! `trajectory export --target trl-sft`: shards open in `datasets`, the Delta
+//! table opens in the `deltalake` Python package.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::harness::{examples, python, Workspace};
+
+const LOAD_WITH_DATASETS: &str = r#"
+import json, sys
+from datasets import load_dataset
+ds = load_dataset("parquet", data_files={"train": sys.argv[1] + "/data/train-*.parquet"})["train"]
+calls = 0
+args_ok = True
+for row in ds:
+    for m in row["messages"]:
+        for c in (m["tool_calls"] or []):
+            calls += 1
+            args_ok &= isinstance(json.loads(c["function"]["arguments"]), dict)
+    json.loads(row["tools"])
+roles = sorted({m["role"] for row in ds for m in row["messages"]})
+print(json.dumps({"rows": ds.num_rows, "columns": ds.column_names, "roles": roles,
+                  "tool_calls": calls, "arguments_are_objects": bool(args_ok)}))
+"#;
+
+#[test]
+fn trl_sft_shards_load_with_datasets() {
+    let ws = Workspace::new();
+    ws.ingest(&[&examples()]);
+    let out = ws.path("dataset");
+    ws.ok([
+        "export",
+        "--target",
+        "trl-sft",
+        "--out",
+        out.to_str().unwrap(),
+        "--rows-per-shard",
+        "8",
+    ]);
+
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let rows = manifest["rows"]["train"].as_u64().unwrap();
+    assert!(rows >= 15, "{manifest}");
+    let shards = manifest["shards"].as_array().unwrap();
+    assert_eq!(shards.len() as u64, rows.div_ceil(8));
+    for shard in shards {
+        let bytes = std::fs::read(out.join(shard["path"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            shard["sha256"].as_str().unwrap(),
+            hex::encode(Sha256::digest(&bytes))
+        );
+        assert_eq!(shard["bytes"].as_u64().unwrap(), bytes.len() as u64);
+    }
+    assert_eq!(manifest["events_table_version"], 0, "one ingest: version 0");
+    assert_eq!(manifest["lineage"].as_array().unwrap().len() as u64, rows);
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.starts_with("---\nconfigs:\n"), "{card}");
+    assert!(card.contains("path: data/train-*"));
+
+    let loaded: Value =
+        serde_json::from_str(&python(LOAD_WITH_DATASETS, &[out.to_str().unwrap()])).unwrap();
+    assert_eq!(loaded["rows"].as_u64().unwrap(), rows);
+    let columns: Vec<&str> = loaded["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        columns.contains(&"messages") && columns.contains(&"tools"),
+        "{columns:?}"
+    );
+    assert_eq!(
+        loaded["roles"],
+        serde_json::json!(["assistant", "tool", "user"])
+    );
+    assert!(loaded["tool_calls"].as_u64().unwrap() > 400);
+    assert_eq!(loaded["arguments_are_objects"], true);
+}
+
+#[test]
+fn delta_table_opens_in_python_deltalake_with_the_same_rows() {
+    let ws = Workspace::new();
+    ws.ingest(&[&examples()]);
+    let ours = ws.count("SELECT count(*) FROM events");
+    let quarantined = ws.count("SELECT count(*) FROM quarantine");
+    let script = r#"
+import json, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1])
+data = t.to_pyarrow_table()
+kinds = data.column("kind").to_pylist()
+print(json.dumps({"rows": data.num_rows, "version": t.version(),
+                  "partitions": t.metadata().partition_columns,
+                  "quarantined": kinds.count("quarantined")}))
+"#;
+    let table = ws.store().join("events");
+    let theirs: Value = serde_json::from_str(&python(script, &[table.to_str().unwrap()])).unwrap();
+    assert_eq!(theirs["rows"].as_i64().unwrap(), ours);
+    assert_eq!(theirs["quarantined"].as_i64().unwrap(), quarantined);
+    assert_eq!(theirs["partitions"], serde_json::json!(["date"]));
+}

@@ -1,0 +1,135 @@
+//! `trajectory sql`: views, formats, read-only enforcement, time travel.
+
+use crate::harness::{examples, public, Workspace};
+
+#[test]
+fn every_view_answers() {
+    let ws = Workspace::new();
+    ws.ingest(&[&examples()]);
+    for view in [
+        "events",
+        "llm_calls",
+        "tool_calls",
+        "messages",
+        "sessions",
+        "cloud_exposure",
+        "quarantine",
+    ] {
+        let rows = ws.sql(&format!("SELECT count(*) AS n FROM {view}"));
+        assert!(rows[0]["n"].is_i64(), "{view}: {rows:?}");
+    }
+    let sessions = ws.count("SELECT count(*) FROM sessions");
+    assert_eq!(
+        sessions,
+        ws.count("SELECT count(DISTINCT session_id) FROM events")
+    );
+    // Every tool call in the real runs is joined to its result.
+    let unmatched = ws.count(
+        "SELECT count(*) FROM tool_calls WHERE result_event_id IS NULL AND session_id LIKE '01a20116%'",
+    );
+    assert_eq!(unmatched, 0);
+    // cloud_exposure holds only cloud calls, each with what preceded it.
+    let rows = ws.sql("SELECT min(messages_sent) AS m FROM cloud_exposure");
+    assert!(rows[0]["m"].as_i64().unwrap() >= 1);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM cloud_exposure"),
+        ws.count("SELECT count(*) FROM llm_calls WHERE locality = 'cloud'")
+    );
+}
+
+#[test]
+fn output_formats() {
+    let ws = Workspace::new();
+    ws.ingest(&[&public(
+        "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl",
+    )]);
+    let query =
+        "SELECT provider, count(*) AS calls FROM llm_calls GROUP BY provider ORDER BY provider";
+    let csv = ws.ok(["sql", "--format", "csv", query]);
+    assert_eq!(csv, "provider,calls\nollama,4\nopenai-codex,1\n");
+    let ndjson = ws.ok(["sql", "--format", "ndjson", query]);
+    let lines: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[1]["provider"], "openai-codex");
+    let table = ws.ok(["sql", query]);
+    assert!(table.contains("| ollama"), "{table}");
+    let empty = ws.sql("SELECT * FROM quarantine");
+    assert!(empty.is_empty());
+    let parquet = ws.run(["sql", "--format", "parquet", query]);
+    assert!(parquet.status.success());
+    assert_eq!(&parquet.stdout[..4], b"PAR1");
+}
+
+#[test]
+fn statements_that_write_are_refused() {
+    let ws = Workspace::new();
+    ws.ingest(&[&public(
+        "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl",
+    )]);
+    let before = ws.count("SELECT count(*) FROM events");
+    let copy_target = ws.path("copied.parquet");
+    for statement in [
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "INSERT INTO events SELECT * FROM events".to_string(),
+        "DELETE FROM events".to_string(),
+        "DROP VIEW sessions".to_string(),
+        format!(
+            "COPY events TO '{}' STORED AS PARQUET",
+            copy_target.display()
+        ),
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+    ] {
+        let out = ws.run(["sql", statement.as_str()]);
+        assert!(!out.status.success(), "{statement} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("read-only"), "{statement}: {stderr}");
+        assert!(stderr.contains("hint:"), "{statement}: {stderr}");
+    }
+    assert!(!copy_target.exists());
+    assert_eq!(ws.count("SELECT count(*) FROM events"), before);
+}
+
+#[test]
+fn errors_are_one_line_with_a_hint() {
+    let ws = Workspace::new();
+    let out = ws.run(["sql", "SELECT 1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no events yet"), "{stderr}");
+    assert!(stderr.contains("trajectory ingest"), "{stderr}");
+    ws.ingest(&[&public(
+        "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl",
+    )]);
+    let out = ws.run(["sql", "SELECT nope FROM events"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DESCRIBE events"));
+}
+
+#[test]
+fn as_of_reads_an_earlier_version() {
+    let ws = Workspace::new();
+    ws.ingest(&[&public(
+        "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl",
+    )]);
+    let first = ws.count("SELECT count(*) FROM events");
+    ws.ingest(&[&public(
+        "openclaw-v3-moltbot-anthropic-thinking.excerpt.jsonl",
+    )]);
+    let latest = ws.count("SELECT count(*) FROM events");
+    assert!(latest > first);
+    let out = ws.ok([
+        "sql",
+        "--as-of",
+        "0",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM events",
+    ]);
+    assert_eq!(out, format!("n\n{first}\n"));
+    let bad = ws.run(["sql", "--as-of", "last tuesday", "SELECT 1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--as-of"));
+}
