@@ -12,6 +12,7 @@
 //! ingesting the same input again adds 0 events.
 
 pub mod discover;
+pub mod jsonl;
 pub mod lines;
 pub mod locality;
 pub mod openclaw;
@@ -29,7 +30,8 @@ use trajectory_store::{CommitInfo, EventStore, StoreError};
 use crate::discover::{
     agent_id_from_path, discover, open_decoded, session_id_from_file_name, SkippedFile,
 };
-use crate::openclaw::transcript::{self, TranscriptContext};
+use crate::jsonl::SourceContext;
+use crate::openclaw::transcript;
 
 /// Errors that stop an ingest run. Bad input never does: it is quarantined.
 #[derive(Debug, Error)]
@@ -168,10 +170,11 @@ pub async fn ingest(
     let mut skipped: Vec<SkippedSummary> = found.skipped.into_iter().map(Into::into).collect();
     let mut files_failed = 0;
     for file in &found.files {
-        let context = TranscriptContext {
+        let session_id_hint = session_id_from_file_name(&file.path);
+        let context = SourceContext {
             source_uri: file_uri(&file.path),
             agent_id: agent_id_from_path(&file.path),
-            session_id_hint: session_id_from_file_name(&file.path),
+            session_id_hint: Some(session_id_hint.clone()),
             ingest_id: ingest_id.clone(),
             ingested_at,
             max_line_bytes: options.max_line_bytes,
@@ -197,22 +200,12 @@ pub async fn ingest(
         let session_id = file_events
             .iter()
             .find_map(|e| e.session_id.clone())
-            .unwrap_or_else(|| context.session_id_hint.clone());
-        let note = if stats.newer_version {
-            Some(format!(
-                "header version {} is newer than {}; read as far as entries match known shapes",
-                stats.header_version.unwrap_or_default(),
-                transcript::NEWEST_KNOWN_VERSION
-            ))
-        } else if stats.missing_header {
-            Some("no session header on line 1; session id taken from the file name".into())
-        } else {
-            None
-        };
+            .unwrap_or(session_id_hint);
+        let note = (!stats.notes.is_empty()).then(|| stats.notes.join("; "));
         per_file.push(FileSummary {
             path: file.path.display().to_string(),
             session_id,
-            header_version: stats.header_version,
+            header_version: stats.format_version,
             lines: stats.lines,
             bytes: stats.bytes,
             events: stats.events,

@@ -53,6 +53,26 @@ pub struct Event {
     pub stop_reason: Option<String>,
     pub error: Option<String>,
     pub latency_ms: Option<i64>,
+    /// OpenClaw run id (custom entries, gateway logs, cron runs, trajectory events).
+    pub run_id: Option<String>,
+    /// Log subsystem or module (`agent/embedded`, `model-fallback/decision`, `cron`).
+    pub subsystem: Option<String>,
+    /// Log level (`DEBUG`, `INFO`, `WARN`, `ERROR`, ...).
+    pub level: Option<String>,
+    /// A decision taken by the gateway (`candidate_failed`, `fallback_model`, ...).
+    pub decision: Option<String>,
+    /// Status of a run or decision (`ok`, `error`, `skipped`, HTTP-ish statuses).
+    pub status: Option<String>,
+    /// For fallback decisions: the model that was asked for.
+    pub requested_provider: Option<String>,
+    pub requested_model: Option<String>,
+    /// For fallback decisions: the candidate tried next.
+    pub next_provider: Option<String>,
+    pub next_model: Option<String>,
+    /// For fallback decisions: 1-based attempt number.
+    pub attempt: Option<i64>,
+    /// Other structured fields of the record, as a JSON object.
+    pub attributes: Option<String>,
     /// What ingest masked, as a JSON array.
     pub redactions: Option<String>,
     pub redaction_policy: Option<String>,
@@ -111,6 +131,17 @@ impl Event {
             stop_reason: None,
             error: None,
             latency_ms: None,
+            run_id: None,
+            subsystem: None,
+            level: None,
+            decision: None,
+            status: None,
+            requested_provider: None,
+            requested_model: None,
+            next_provider: None,
+            next_model: None,
+            attempt: None,
+            attributes: None,
             redactions: None,
             redaction_policy: None,
             source_uri: None,

@@ -31,12 +31,14 @@
 
 use std::io::{self, BufRead};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use trajectory_schema::{Event, EventKind};
 
-use crate::lines::{Line, Lines};
+use crate::jsonl::{
+    int_field, line_event, parse_time, read_jsonl, sha256_hex, str_field, LineParser, LineRecord,
+    ReadStats, SourceContext,
+};
 use crate::locality::locality_of_provider;
 
 /// The `source` column value of events from this reader.
@@ -58,61 +60,20 @@ const FAILED_TOOL_STATUSES: &[&str] = &[
     "timed_out",
 ];
 
-/// What a reader needs to know about the file besides its bytes.
-#[derive(Debug, Clone)]
-pub struct TranscriptContext {
-    /// `file://` URI of the source, stored in `source_uri`.
-    pub source_uri: String,
-    /// Agent id from the path (`agents/<id>/sessions/`), if any.
-    pub agent_id: Option<String>,
-    /// Session id to use when the header is missing or has no `id` (the file stem).
-    pub session_id_hint: String,
-    pub ingest_id: String,
-    pub ingested_at: DateTime<Utc>,
-    /// Lines longer than this many bytes are quarantined.
-    pub max_line_bytes: usize,
-}
-
-/// Counts from reading one transcript.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TranscriptStats {
-    /// Physical lines, blank ones included.
-    pub lines: u64,
-    /// Bytes read (decompressed).
-    pub bytes: u64,
-    /// Events produced, quarantined lines included.
-    pub events: u64,
-    /// Lines that could not be read.
-    pub quarantined: u64,
-    /// Entries of an unknown `type` or `role`, kept as `unknown` events.
-    pub unknown_entries: u64,
-    /// Header version (1 when the header has none); `None` without a header.
-    pub header_version: Option<i64>,
-    /// The header version is newer than [`NEWEST_KNOWN_VERSION`].
-    pub newer_version: bool,
-    /// The first line is not a session header.
-    pub missing_header: bool,
-}
-
 /// Reads a whole transcript.
 ///
 /// Never fails on content: unreadable lines become `quarantined` events.
-/// Errors: only an I/O error of `reader` (the events read so far are lost
-/// with it, so the caller can report the file as failed and move on).
+/// `stats.format_version` is the header version (1 when the header has none).
+/// Errors: only an I/O error of `reader`.
 pub fn read_transcript<R: BufRead>(
     reader: R,
-    context: &TranscriptContext,
-) -> io::Result<(Vec<Event>, TranscriptStats)> {
-    let mut state = TranscriptState::new(context);
-    let mut events = Vec::new();
-    for line in Lines::new(reader) {
-        state.read_line(&line?, &mut events);
-    }
-    state.stats.events = events.len() as u64;
-    Ok((events, state.stats))
+    context: &SourceContext,
+) -> io::Result<(Vec<Event>, ReadStats)> {
+    let mut parser = TranscriptParser::new(context);
+    read_jsonl(reader, context, &mut parser)
 }
 
-/// Whether the first line of `first_line` is a session header.
+/// Whether `first_line` is a session header.
 pub fn is_session_header(first_line: &[u8]) -> bool {
     serde_json::from_slice::<Value>(first_line)
         .ok()
@@ -124,13 +85,15 @@ pub fn is_session_header(first_line: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-struct TranscriptState<'a> {
-    context: &'a TranscriptContext,
-    stats: TranscriptStats,
+/// The transcript format as a [`LineParser`]: the tree state across lines.
+pub struct TranscriptParser<'a> {
+    context: &'a SourceContext,
     session_id: String,
     version: i64,
-    /// Entries seen so far (header excluded): the next line's `seq`.
+    header_version: Option<i64>,
     seen_first_line: bool,
+    missing_header: bool,
+    unknown_entries: u64,
     /// Previous entry id, for v1 files where `parentId` is implicit.
     previous_entry_id: Option<String>,
     /// Last good timestamp, used when an entry has none.
@@ -139,90 +102,77 @@ struct TranscriptState<'a> {
 
 /// The parts of a line every event of it shares.
 struct LineFacts<'l> {
-    line: &'l Line,
-    sha256: String,
+    record: &'l LineRecord<'l>,
     entry_id: Option<String>,
     parent_id: Option<String>,
     ts: DateTime<Utc>,
-    raw: String,
 }
 
-impl<'a> TranscriptState<'a> {
-    fn new(context: &'a TranscriptContext) -> TranscriptState<'a> {
-        TranscriptState {
+impl LineParser for TranscriptParser<'_> {
+    fn source(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn parse(
+        &mut self,
+        record: &LineRecord<'_>,
+        entry: Map<String, Value>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), String> {
+        let first_line = !self.seen_first_line;
+        self.seen_first_line = true;
+        let entry_type = entry.get("type").and_then(Value::as_str).unwrap_or("");
+        if entry_type == "session" && first_line {
+            self.read_header(record, &entry, out);
+            return Ok(());
+        }
+        if first_line {
+            self.missing_header = true;
+        }
+        self.read_entry(record, entry_type, &entry, out);
+        Ok(())
+    }
+
+    fn session_id(&self) -> Option<&str> {
+        Some(&self.session_id)
+    }
+
+    fn finish(&mut self, stats: &mut ReadStats) {
+        stats.format_version = self.header_version;
+        stats.unknown_entries = self.unknown_entries;
+        if self.version > NEWEST_KNOWN_VERSION {
+            stats.notes.push(format!(
+                "header version {} is newer than {NEWEST_KNOWN_VERSION}; read as far as entries match known shapes",
+                self.version
+            ));
+        }
+        if self.missing_header {
+            stats
+                .notes
+                .push("no session header on line 1; session id taken from the file name".into());
+        }
+    }
+}
+
+impl<'a> TranscriptParser<'a> {
+    /// A parser for one file.
+    pub fn new(context: &'a SourceContext) -> TranscriptParser<'a> {
+        TranscriptParser {
             context,
-            stats: TranscriptStats::default(),
-            session_id: context.session_id_hint.clone(),
+            session_id: context.session_id_hint.clone().unwrap_or_default(),
             version: 1,
+            header_version: None,
             seen_first_line: false,
+            missing_header: false,
+            unknown_entries: 0,
             previous_entry_id: None,
             last_ts: None,
         }
     }
 
-    fn read_line(&mut self, line: &Line, out: &mut Vec<Event>) {
-        self.stats.lines += 1;
-        self.stats.bytes += line.bytes.len() as u64 + u64::from(line.terminated);
-        if line.bytes.iter().all(u8::is_ascii_whitespace) {
-            if !line.terminated && !line.bytes.is_empty() {
-                self.quarantine(
-                    line,
-                    "truncated last line (whitespace without newline)",
-                    out,
-                );
-            }
-            return;
-        }
-        if line.bytes.len() > self.context.max_line_bytes {
-            let reason = format!(
-                "line of {} bytes exceeds the {}-byte cap",
-                line.bytes.len(),
-                self.context.max_line_bytes
-            );
-            self.quarantine(line, &reason, out);
-            return;
-        }
-        let text = match std::str::from_utf8(&line.bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
-                self.quarantine(line, &reason, out);
-                return;
-            }
-        };
-        let value: Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(e) => {
-                let reason = if line.terminated {
-                    format!("malformed JSON: {e}")
-                } else {
-                    format!("truncated last line (no newline): {e}")
-                };
-                self.quarantine(line, &reason, out);
-                return;
-            }
-        };
-        let Value::Object(entry) = value else {
-            self.quarantine(line, "line is JSON but not an object", out);
-            return;
-        };
-        let first_line = !self.seen_first_line;
-        self.seen_first_line = true;
-        let entry_type = entry.get("type").and_then(Value::as_str).unwrap_or("");
-        if entry_type == "session" && first_line {
-            self.read_header(line, text, &entry, out);
-            return;
-        }
-        if first_line {
-            self.stats.missing_header = true;
-        }
-        self.read_entry(line, text, entry_type, &entry, out);
-    }
-
     fn read_header(
         &mut self,
-        line: &Line,
-        text: &str,
+        record: &LineRecord<'_>,
         header: &Map<String, Value>,
         out: &mut Vec<Event>,
     ) {
@@ -234,9 +184,8 @@ impl<'a> TranscriptState<'a> {
             self.session_id = id.to_string();
         }
         self.version = header.get("version").and_then(Value::as_i64).unwrap_or(1);
-        self.stats.header_version = Some(self.version);
-        self.stats.newer_version = self.version > NEWEST_KNOWN_VERSION;
-        let facts = self.facts(line, text, header, Some("session".to_string()), None);
+        self.header_version = Some(self.version);
+        let facts = self.facts(record, header, Some("session".to_string()), None);
         let mut event = self.event(EventKind::SessionStart, &facts, "");
         event.provider = str_field(header, "provider");
         event.model = str_field(header, "modelId");
@@ -246,8 +195,7 @@ impl<'a> TranscriptState<'a> {
 
     fn read_entry(
         &mut self,
-        line: &Line,
-        text: &str,
+        record: &LineRecord<'_>,
         entry_type: &str,
         entry: &Map<String, Value>,
         out: &mut Vec<Event>,
@@ -262,12 +210,12 @@ impl<'a> TranscriptState<'a> {
             )
         } else {
             (
-                Some(format!("v1-{}", line.number)),
+                Some(format!("v1-{}", record.line.number)),
                 self.previous_entry_id.clone(),
             )
         };
         self.previous_entry_id = entry_id.clone();
-        let facts = self.facts(line, text, entry, entry_id, parent_id);
+        let facts = self.facts(record, entry, entry_id, parent_id);
         match entry_type {
             "message" => self.read_message(&facts, entry, out),
             "model_change" => {
@@ -446,10 +394,10 @@ impl<'a> TranscriptState<'a> {
         event.stop_reason = str_field(message, "stopReason");
         event.error = str_field(message, "errorMessage");
         if let Some(Value::Object(usage)) = message.get("usage") {
-            event.input_tokens = usage.get("input").and_then(as_tokens);
-            event.output_tokens = usage.get("output").and_then(as_tokens);
-            event.cache_read_tokens = usage.get("cacheRead").and_then(as_tokens);
-            event.cache_write_tokens = usage.get("cacheWrite").and_then(as_tokens);
+            event.input_tokens = int_field(usage, "input");
+            event.output_tokens = int_field(usage, "output");
+            event.cache_read_tokens = int_field(usage, "cacheRead");
+            event.cache_write_tokens = int_field(usage, "cacheWrite");
             event.cost_usd = usage
                 .get("cost")
                 .and_then(|c| c.get("total"))
@@ -526,7 +474,7 @@ impl<'a> TranscriptState<'a> {
     }
 
     fn unknown_event(&mut self, facts: &LineFacts<'_>, entry: &Map<String, Value>) -> Event {
-        self.stats.unknown_entries += 1;
+        self.unknown_entries += 1;
         let mut event = self.event(EventKind::Unknown, facts, "");
         event.role = entry
             .get("message")
@@ -540,8 +488,7 @@ impl<'a> TranscriptState<'a> {
     /// Facts shared by every event of a good line.
     fn facts<'l>(
         &mut self,
-        line: &'l Line,
-        text: &str,
+        record: &'l LineRecord<'l>,
         entry: &Map<String, Value>,
         entry_id: Option<String>,
         parent_id: Option<String>,
@@ -551,12 +498,10 @@ impl<'a> TranscriptState<'a> {
             .unwrap_or(self.context.ingested_at);
         self.last_ts = Some(ts);
         LineFacts {
-            line,
-            sha256: sha256_hex(&line.bytes),
+            record,
             entry_id,
             parent_id,
             ts,
-            raw: text.to_string(),
         }
     }
 
@@ -564,89 +509,40 @@ impl<'a> TranscriptState<'a> {
     fn event(&self, kind: EventKind, facts: &LineFacts<'_>, part: &str) -> Event {
         let agent = self.context.agent_id.as_deref().unwrap_or("");
         let entry = facts.entry_id.as_deref().unwrap_or("");
-        let id = event_id(&[SOURCE, agent, &self.session_id, entry, &facts.sha256, part]);
-        let mut event = Event::new(
-            id,
-            facts.ts,
-            kind,
+        let record = facts.record;
+        let mut event = line_event(
+            self.context,
             SOURCE,
-            &self.context.ingest_id,
-            self.context.ingested_at,
+            kind,
+            facts.ts,
+            record,
+            &[SOURCE, agent, &self.session_id, entry, &record.sha256, part],
         );
-        event.agent_id = self.context.agent_id.clone();
         event.session_id = Some(self.session_id.clone());
         event.entry_id = facts.entry_id.clone();
         event.parent_id = facts.parent_id.clone();
-        event.seq = Some(facts.line.number as i64 - 1);
-        event.source_uri = Some(self.context.source_uri.clone());
-        event.source_offset = Some(facts.line.offset as i64);
-        event.source_line = Some(facts.line.number as i64);
-        event.line_sha256 = Some(facts.sha256.clone());
-        event.raw = Some(facts.raw.clone());
+        event.seq = Some(record.line.number as i64 - 1);
         event
     }
-
-    fn quarantine(&mut self, line: &Line, reason: &str, out: &mut Vec<Event>) {
-        self.stats.quarantined += 1;
-        let sha256 = sha256_hex(&line.bytes);
-        let offset = line.offset.to_string();
-        let id = event_id(&["quarantine", &self.context.source_uri, &offset, &sha256]);
-        let ts = self.last_ts.unwrap_or(self.context.ingested_at);
-        let mut event = Event::new(
-            id,
-            ts,
-            EventKind::Quarantined,
-            SOURCE,
-            &self.context.ingest_id,
-            self.context.ingested_at,
-        );
-        event.agent_id = self.context.agent_id.clone();
-        event.session_id = Some(self.session_id.clone());
-        event.seq = Some(line.number as i64 - 1);
-        event.error = Some(reason.to_string());
-        event.source_uri = Some(self.context.source_uri.clone());
-        event.source_offset = Some(line.offset as i64);
-        event.source_line = Some(line.number as i64);
-        event.line_sha256 = Some(sha256);
-        event.raw = Some(String::from_utf8_lossy(&line.bytes).into_owned());
-        out.push(event);
-    }
-}
-
-/// Deterministic event id: blake3 over the parts joined by NUL, first 128 bits as hex.
-pub fn event_id(parts: &[&str]) -> String {
-    let mut hasher = blake3::Hasher::new();
-    for part in parts {
-        hasher.update(part.as_bytes());
-        hasher.update(&[0]);
-    }
-    hex::encode(&hasher.finalize().as_bytes()[..16])
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn as_tokens(value: &Value) -> Option<i64> {
-    value.as_i64().or_else(|| value.as_f64().map(|f| f as i64))
 }
 
 /// The entry's time: ISO `timestamp`, else `message.timestamp` / `data.timestamp` (epoch ms).
 fn entry_time(entry: &Map<String, Value>) -> Option<DateTime<Utc>> {
-    if let Some(ts) = entry.get("timestamp").and_then(Value::as_str) {
-        if let Ok(parsed) = DateTime::parse_from_rfc3339(ts) {
-            return Some(parsed.with_timezone(&Utc));
-        }
-    }
-    ["message", "data"]
-        .iter()
-        .filter_map(|key| entry.get(*key)?.get("timestamp")?.as_f64())
-        .chain(entry.get("timestamp").and_then(Value::as_f64))
-        .find_map(|ms| Utc.timestamp_micros((ms * 1000.0) as i64).single())
+    entry
+        .get("timestamp")
+        .and_then(parse_time)
+        .or_else(|| {
+            entry
+                .get("message")
+                .and_then(|m| m.get("timestamp"))
+                .and_then(parse_time)
+        })
+        .or_else(|| {
+            entry
+                .get("data")
+                .and_then(|d| d.get("timestamp"))
+                .and_then(parse_time)
+        })
 }
 
 /// Plain text of a content value: a string, or the `text` blocks of an array
@@ -724,18 +620,20 @@ fn tool_status(message: &Map<String, Value>, is_error: Option<bool>, text: Optio
 mod tests {
     use super::*;
 
-    fn context() -> TranscriptContext {
-        TranscriptContext {
+    use chrono::TimeZone;
+
+    fn context() -> SourceContext {
+        SourceContext {
             source_uri: "file:///t/s.jsonl".into(),
             agent_id: Some("main".into()),
-            session_id_hint: "s".into(),
+            session_id_hint: Some("s".into()),
             ingest_id: "ing".into(),
             ingested_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
             max_line_bytes: 1024,
         }
     }
 
-    fn read(data: &str) -> (Vec<Event>, TranscriptStats) {
+    fn read(data: &str) -> (Vec<Event>, ReadStats) {
         read_transcript(data.as_bytes(), &context()).unwrap()
     }
 
@@ -748,7 +646,7 @@ mod tests {
             r#"{"type":"message","id":"a1","parentId":null,"timestamp":"2026-01-01T00:00:02.000Z","message":{"role":"assistant","content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"ok"},{"type":"toolCall","id":"c1","name":"read","arguments":{"path":"x"}},{"type":"toolCall","id":"c2","name":"exec","arguments":{"command":"ls"}}],"api":"anthropic-messages","provider":"anthropic","model":"claude","usage":{"input":10,"output":5,"cacheRead":1,"cacheWrite":2,"cost":{"total":0.25}},"stopReason":"toolUse","timestamp":1767225601500}}"#
         );
         let (events, stats) = read(&data);
-        assert_eq!(stats.header_version, Some(3));
+        assert_eq!(stats.format_version, Some(3));
         let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
@@ -795,7 +693,7 @@ mod tests {
             "\n"
         );
         let (events, stats) = read(data);
-        assert_eq!(stats.header_version, Some(1));
+        assert_eq!(stats.format_version, Some(1));
         assert_eq!(events[1].entry_id.as_deref(), Some("v1-2"));
         assert_eq!(events[1].parent_id, None);
         assert_eq!(events[2].entry_id.as_deref(), Some("v1-3"));
@@ -837,7 +735,7 @@ mod tests {
             "\n"
         );
         let (events, stats) = read(data);
-        assert!(stats.newer_version);
+        assert!(stats.notes[0].contains("newer"), "{:?}", stats.notes);
         assert_eq!(stats.unknown_entries, 1);
         assert_eq!(events[1].kind, EventKind::Unknown);
         assert!(events[1].content.as_deref().unwrap().contains("hologram"));
