@@ -86,7 +86,7 @@ fn delta_table_opens_in_python_deltalake_with_the_same_rows() {
     let ours = ws.count("SELECT count(*) FROM events");
     let quarantined = ws.count("SELECT count(*) FROM quarantine");
     let script = r#"
-import json, sys
+import json, os, sys
 from deltalake import DeltaTable
 t = DeltaTable(sys.argv[1])
 data = t.to_pyarrow_table()
@@ -94,6 +94,11 @@ kinds = data.column("kind").to_pylist()
 print(json.dumps({"rows": data.num_rows, "version": t.version(),
                   "partitions": t.metadata().partition_columns,
                   "quarantined": kinds.count("quarantined")}))
+# deltalake 1.x sometimes aborts while the interpreter shuts down
+# ("terminate called without an active exception", about 1 run in 6 here),
+# after its work is done: leave without running the finalizers.
+sys.stdout.flush()
+os._exit(0)
 "#;
     let table = ws.store().join("events");
     let theirs: Value = serde_json::from_str(&python(script, &[table.to_str().unwrap()])).unwrap();
