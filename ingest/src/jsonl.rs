@@ -90,10 +90,28 @@ pub fn read_jsonl<R: BufRead, P: LineParser>(
     context: &SourceContext,
     parser: &mut P,
 ) -> io::Result<(Vec<Event>, ReadStats)> {
+    read_lines(Lines::new(reader), context, parser)
+}
+
+/// Reads records that are not in a file of their own (e.g. rows of a SQLite
+/// table holding one former JSONL line each) with the same rules as
+/// [`read_jsonl`]: each [`Line`] carries the offset and number to record as
+/// provenance.
+///
+/// Errors: the first `Err` the iterator yields.
+pub fn read_lines<I, P>(
+    lines: I,
+    context: &SourceContext,
+    parser: &mut P,
+) -> io::Result<(Vec<Event>, ReadStats)>
+where
+    I: IntoIterator<Item = io::Result<Line>>,
+    P: LineParser,
+{
     let mut stats = ReadStats::default();
     let mut events = Vec::new();
     let mut last_ts: Option<DateTime<Utc>> = None;
-    for line in Lines::new(reader) {
+    for line in lines {
         let line = line?;
         stats.lines += 1;
         stats.bytes += line.bytes.len() as u64 + u64::from(line.terminated);

@@ -16,6 +16,7 @@ pub mod jsonl;
 pub mod lines;
 pub mod locality;
 pub mod openclaw;
+pub mod redaction;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
