@@ -1,27 +1,20 @@
-//! Finding transcript files under the paths given to `trajectory ingest`.
+//! Finding the sources under the paths given to `trajectory ingest`.
 //!
-//! A directory is walked (symlinks not followed) for session transcripts:
-//! `*.jsonl`, archived `*.jsonl.reset.<ts>` / `*.jsonl.deleted.<ts>`, and their
-//! zstd forms (`*.zst`). Runtime sidecars (`*.trajectory.jsonl`) and other
-//! JSONL files (cron run logs, config audit) are recognised by their first line,
-//! which is not a session header, and listed as skipped. A file named
-//! explicitly is always read as a transcript.
+//! A directory is walked (symlinks not followed). Each file is classified by
+//! its name and place ([`crate::sources::classify_by_name`]); JSONL files with
+//! no telling name are classified by their first line. JSONL files of no known
+//! format are listed as skipped with the reason. A file named explicitly that
+//! matches nothing is read as a transcript.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use crate::openclaw::transcript::is_session_header;
-
-/// A file chosen for ingest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFile {
-    pub path: PathBuf,
-    /// On-disk size in bytes (compressed size for `.zst`).
-    pub size: u64,
-}
+use crate::sources::{
+    classify_by_first_line, classify_by_name, first_line, is_sniffable_name, Source, SourceKind,
+};
 
 /// A file seen but not ingested, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +26,9 @@ pub struct SkippedFile {
 /// What discovery found.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
-    /// Files to read, sorted by path.
-    pub files: Vec<SourceFile>,
+    /// Sources to read, sorted by (kind, path): config first, so base URLs
+    /// are known before any event is classified.
+    pub sources: Vec<Source>,
     pub skipped: Vec<SkippedFile>,
 }
 
@@ -61,14 +55,29 @@ pub fn open_decoded(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     })
 }
 
-fn first_line(path: &Path) -> io::Result<Vec<u8>> {
-    let mut reader = open_decoded(path)?.take(1 << 20);
-    let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line)?;
-    Ok(line)
+fn classify(path: &Path, explicit: bool) -> Result<SourceKind, String> {
+    if let Some(kind) = classify_by_name(path) {
+        return Ok(kind);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !explicit && !is_sniffable_name(&name) {
+        return Err(String::new());
+    }
+    match first_line(path) {
+        Ok(line) => match classify_by_first_line(&line) {
+            Some(kind) => Ok(kind),
+            None if explicit => Ok(SourceKind::Transcript),
+            None if line.is_empty() => Err("empty file".into()),
+            None => Err("not a known OpenClaw record (first line matches no reader)".into()),
+        },
+        Err(e) => Err(format!("cannot read: {e}")),
+    }
 }
 
-/// Finds the files to ingest under `paths`.
+/// Finds the sources under `paths`.
 ///
 /// Errors: a path that does not exist. Unreadable files inside a walked
 /// directory are reported as skipped, not as errors.
@@ -78,10 +87,17 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
         let metadata = std::fs::metadata(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         if metadata.is_file() {
-            discovery.files.push(SourceFile {
-                path: path.clone(),
-                size: metadata.len(),
-            });
+            match classify(path, true) {
+                Ok(kind) => discovery.sources.push(Source {
+                    path: path.clone(),
+                    kind,
+                    size: metadata.len(),
+                }),
+                Err(reason) => discovery.skipped.push(SkippedFile {
+                    path: path.clone(),
+                    reason,
+                }),
+            }
             continue;
         }
         for entry in WalkDir::new(path).sort_by_file_name() {
@@ -101,33 +117,37 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
             if !entry.file_type().is_file() {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy();
-            if !is_transcript_name(&name) {
-                continue;
-            }
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            match first_line(entry.path()) {
-                Ok(line) if is_session_header(&line) => discovery.files.push(SourceFile {
+            match classify(entry.path(), false) {
+                Ok(kind) => discovery.sources.push(Source {
                     path: entry.path().to_path_buf(),
+                    kind,
                     size,
                 }),
-                Ok(line) if line.is_empty() => discovery.skipped.push(SkippedFile {
+                Err(reason) if reason.is_empty() => {}
+                Err(reason) => discovery.skipped.push(SkippedFile {
                     path: entry.path().to_path_buf(),
-                    reason: "empty file".into(),
-                }),
-                Ok(_) => discovery.skipped.push(SkippedFile {
-                    path: entry.path().to_path_buf(),
-                    reason: "not a session transcript (first line is not a session header)".into(),
-                }),
-                Err(e) => discovery.skipped.push(SkippedFile {
-                    path: entry.path().to_path_buf(),
-                    reason: format!("cannot read: {e}"),
+                    reason,
                 }),
             }
         }
     }
-    discovery.files.sort_by(|a, b| a.path.cmp(&b.path));
-    discovery.files.dedup_by(|a, b| a.path == b.path);
+    // Bundles are read through their manifest; their events.jsonl is not a
+    // source of its own.
+    let bundles: Vec<PathBuf> = discovery
+        .sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::ExportBundle)
+        .filter_map(|s| s.path.parent().map(Path::to_path_buf))
+        .collect();
+    discovery.sources.retain(|s| {
+        s.kind == SourceKind::ExportBundle || !bundles.iter().any(|b| s.path.starts_with(b))
+    });
+    discovery.sources.sort_by(|a, b| {
+        let config_first = |s: &Source| s.kind != SourceKind::Config;
+        (config_first(a), &a.path).cmp(&(config_first(b), &b.path))
+    });
+    discovery.sources.dedup_by(|a, b| a.path == b.path);
     Ok(discovery)
 }
 

@@ -85,7 +85,7 @@ pub trait LineParser {
 /// Reads every line of `reader` with `parser`.
 ///
 /// Errors: only an I/O error of `reader`.
-pub fn read_jsonl<R: BufRead, P: LineParser>(
+pub fn read_jsonl<R: BufRead, P: LineParser + ?Sized>(
     reader: R,
     context: &SourceContext,
     parser: &mut P,
@@ -106,7 +106,7 @@ pub fn read_lines<I, P>(
 ) -> io::Result<(Vec<Event>, ReadStats)>
 where
     I: IntoIterator<Item = io::Result<Line>>,
-    P: LineParser,
+    P: LineParser + ?Sized,
 {
     let mut stats = ReadStats::default();
     let mut events = Vec::new();
@@ -141,7 +141,7 @@ where
     Ok((events, stats))
 }
 
-fn read_line<P: LineParser>(
+fn read_line<P: LineParser + ?Sized>(
     line: &Line,
     context: &SourceContext,
     parser: &mut P,

@@ -11,13 +11,16 @@
 //! every file land together or not at all. Event ids are deterministic, so
 //! ingesting the same input again adds 0 events.
 
+pub mod checkpoint;
 pub mod discover;
 pub mod jsonl;
 pub mod lines;
 pub mod locality;
 pub mod openclaw;
 pub mod redaction;
+pub mod sources;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,11 +31,12 @@ use thiserror::Error;
 use trajectory_schema::{events_to_batch, Event};
 use trajectory_store::{CommitInfo, EventStore, StoreError};
 
-use crate::discover::{
-    agent_id_from_path, discover, open_decoded, session_id_from_file_name, SkippedFile,
-};
+use crate::checkpoint::SourceCheckpoint;
+use crate::discover::{agent_id_from_path, discover, session_id_from_file_name, SkippedFile};
 use crate::jsonl::SourceContext;
+use crate::locality::LocalityTable;
 use crate::openclaw::transcript;
+use crate::sources::{read_incremental, Source, SourceKind, SourceRead};
 
 /// Errors that stop an ingest run. Bad input never does: it is quarantined.
 #[derive(Debug, Error)]
@@ -55,6 +59,8 @@ pub struct IngestOptions {
     pub paths: Vec<PathBuf>,
     /// Lines longer than this are quarantined (default 64 MiB).
     pub max_line_bytes: usize,
+    /// Provider → locality overrides from the user's config.
+    pub locality_overrides: Vec<(String, trajectory_schema::Locality)>,
 }
 
 impl IngestOptions {
@@ -63,6 +69,7 @@ impl IngestOptions {
         IngestOptions {
             paths,
             max_line_bytes: transcript::DEFAULT_MAX_LINE_BYTES,
+            locality_overrides: Vec::new(),
         }
     }
 }
@@ -86,8 +93,17 @@ pub enum Progress {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileSummary {
     pub path: String,
-    pub session_id: String,
+    /// Which reader read it (`transcript`, `gateway_log`, ...).
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Header or schema version of the source, where the format has one.
     pub header_version: Option<i64>,
+    /// `read` (from the start), `resumed` (from the checkpoint), `unchanged`
+    /// (nothing new, not parsed) or `reread` (rewritten in place).
+    pub mode: &'static str,
+    /// Bytes of an incomplete last line left for the next run.
+    pub pending_bytes: u64,
     pub lines: u64,
     pub bytes: u64,
     pub events: u64,
@@ -114,6 +130,8 @@ pub struct IngestSummary {
     pub lines_quarantined: u64,
     pub unknown_entries: u64,
     pub files_failed: usize,
+    /// Sources with nothing new since their checkpoint.
+    pub files_unchanged: usize,
     pub seconds: f64,
     pub per_file: Vec<FileSummary>,
     pub skipped: Vec<SkippedSummary>,
@@ -145,7 +163,7 @@ fn url_for(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
-/// Runs one ingest: discover, read every file, commit once.
+/// Runs one ingest: discover, read every source from its checkpoint, commit once.
 ///
 /// `progress` is called from this thread as work advances.
 ///
@@ -162,65 +180,111 @@ pub async fn ingest(
     let ingest_id = uuid::Uuid::new_v4().to_string();
     let found = discover(&options.paths)?;
     progress(Progress::Discovered {
-        files: found.files.len(),
-        bytes: found.files.iter().map(|f| f.size).sum(),
+        files: found.sources.len(),
+        bytes: found.sources.iter().map(|f| f.size).sum(),
     });
+    let checkpoints: HashMap<String, SourceCheckpoint> = store
+        .latest_checkpoints()
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            SourceCheckpoint::from_row(
+                &row.source_uri,
+                row.source_offset,
+                row.source_line,
+                row.attributes.as_deref(),
+            )
+        })
+        .map(|cp| (cp.source_uri.clone(), cp))
+        .collect();
 
+    let mut locality = LocalityTable::new();
+    for (provider, value) in &options.locality_overrides {
+        locality.set_override(provider, *value);
+    }
     let mut events: Vec<Event> = Vec::new();
-    let mut per_file = Vec::with_capacity(found.files.len());
+    let mut new_checkpoints: Vec<SourceCheckpoint> = Vec::new();
+    let mut per_file = Vec::with_capacity(found.sources.len());
     let mut skipped: Vec<SkippedSummary> = found.skipped.into_iter().map(Into::into).collect();
     let mut files_failed = 0;
-    for file in &found.files {
-        let session_id_hint = session_id_from_file_name(&file.path);
+    for source in &found.sources {
+        if source.kind == SourceKind::Config {
+            learn_config(&source.path, &mut locality, &mut skipped);
+            continue;
+        }
+        let source_uri = file_uri(&source.path);
         let context = SourceContext {
-            source_uri: file_uri(&file.path),
-            agent_id: agent_id_from_path(&file.path),
-            session_id_hint: Some(session_id_hint.clone()),
+            source_uri: source_uri.clone(),
+            agent_id: agent_id_from_path(&source.path),
+            session_id_hint: (source.kind == SourceKind::Transcript)
+                .then(|| session_id_from_file_name(&source.path)),
             ingest_id: ingest_id.clone(),
             ingested_at,
             max_line_bytes: options.max_line_bytes,
         };
-        let read = open_decoded(&file.path).and_then(|r| transcript::read_transcript(r, &context));
-        let (file_events, stats) = match read {
+        let read = read_source(source, &context, checkpoints.get(&source_uri));
+        let read = match read {
             Ok(read) => read,
             Err(e) => {
                 files_failed += 1;
-                tracing::warn!(path = %file.path.display(), error = %e, "cannot read file");
+                tracing::warn!(path = %source.path.display(), error = %e, "cannot read source");
                 skipped.push(SkippedSummary {
-                    path: file.path.display().to_string(),
+                    path: source.path.display().to_string(),
                     reason: format!("read error: {e}"),
                 });
                 continue;
             }
         };
         progress(Progress::FileRead {
-            path: file.path.clone(),
-            bytes: file.size,
-            events: stats.events,
+            path: source.path.clone(),
+            bytes: source.size,
+            events: read.stats.events,
         });
-        let session_id = file_events
-            .iter()
-            .find_map(|e| e.session_id.clone())
-            .unwrap_or(session_id_hint);
-        let note = (!stats.notes.is_empty()).then(|| stats.notes.join("; "));
+        let mode = if read.unchanged {
+            "unchanged"
+        } else if read.reread_reason.is_some() {
+            "reread"
+        } else if checkpoints.contains_key(&source_uri) {
+            "resumed"
+        } else {
+            "read"
+        };
+        let mut notes = read.stats.notes.clone();
+        notes.extend(read.reread_reason.clone());
         per_file.push(FileSummary {
-            path: file.path.display().to_string(),
-            session_id,
-            header_version: stats.format_version,
-            lines: stats.lines,
-            bytes: stats.bytes,
-            events: stats.events,
-            quarantined: stats.quarantined,
-            unknown_entries: stats.unknown_entries,
-            note,
+            path: source.path.display().to_string(),
+            kind: source.kind.name(),
+            session_id: read.events.iter().find_map(|e| e.session_id.clone()),
+            header_version: read.stats.format_version,
+            mode,
+            pending_bytes: read.checkpoint.as_ref().map_or(0, |c| c.pending_bytes),
+            lines: read.stats.lines,
+            bytes: read.stats.bytes,
+            events: read.stats.events,
+            quarantined: read.stats.quarantined,
+            unknown_entries: read.stats.unknown_entries,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
         });
-        events.extend(file_events);
+        if let Some(checkpoint) = read.checkpoint {
+            let moved = checkpoints.get(&source_uri) != Some(&checkpoint);
+            if moved {
+                new_checkpoints.push(checkpoint);
+            }
+        }
+        events.extend(read.events);
     }
 
+    locality.apply(&mut events);
+    let files_unchanged = per_file.iter().filter(|f| f.mode == "unchanged").count();
+    let events_read = events.len() as u64;
+    events.extend(
+        new_checkpoints
+            .iter()
+            .map(|cp| cp.to_event(&ingest_id, ingested_at)),
+    );
     progress(Progress::Committing {
         events: events.len(),
     });
-    let events_read = events.len() as u64;
     let lines_quarantined = per_file.iter().map(|f| f.quarantined).sum();
     let outcome = if events.is_empty() {
         None
@@ -250,6 +314,9 @@ pub async fn ingest(
                 .await?,
         )
     };
+    let checkpoint_rows_added = new_checkpoints
+        .len()
+        .min(outcome.as_ref().map_or(0, |o| o.rows_added));
 
     Ok(IngestSummary {
         ingest_id,
@@ -259,13 +326,48 @@ pub async fn ingest(
         lines: per_file.iter().map(|f| f.lines).sum(),
         bytes: per_file.iter().map(|f| f.bytes).sum(),
         events_read,
-        events_added: outcome.as_ref().map_or(0, |o| o.rows_added),
+        events_added: outcome.as_ref().map_or(0, |o| o.rows_added) - checkpoint_rows_added,
         events_already_present: outcome.as_ref().map_or(0, |o| o.rows_already_present),
         lines_quarantined,
         unknown_entries: per_file.iter().map(|f| f.unknown_entries).sum(),
         files_failed,
+        files_unchanged,
         seconds: started.elapsed().as_secs_f64(),
         per_file,
         skipped,
     })
+}
+
+/// Reads one source: incrementally for JSONL, whole for the others.
+fn read_source(
+    source: &Source,
+    context: &SourceContext,
+    previous: Option<&SourceCheckpoint>,
+) -> std::io::Result<SourceRead> {
+    if source.kind.is_incremental() {
+        return read_incremental(source, context, previous);
+    }
+    Err(std::io::Error::other(format!(
+        "no reader for {} sources in this build",
+        source.kind.name()
+    )))
+}
+
+/// Reads provider base URLs from an OpenClaw config file into the locality table.
+fn learn_config(path: &Path, locality: &mut LocalityTable, skipped: &mut Vec<SkippedSummary>) {
+    let parsed = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string())
+        });
+    match parsed {
+        Ok(config) => {
+            let learned = locality.learn_from_config(&config);
+            tracing::debug!(path = %path.display(), learned, "provider base URLs");
+        }
+        Err(reason) => skipped.push(SkippedSummary {
+            path: path.display().to_string(),
+            reason: format!("config not readable: {reason}"),
+        }),
+    }
 }

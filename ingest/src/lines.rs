@@ -17,6 +17,21 @@ pub struct Line {
     pub bytes: Vec<u8>,
     /// Whether the line ended with `\n`.
     pub terminated: bool,
+    /// Bytes the line took in the stream, terminator included.
+    pub len: u64,
+}
+
+impl Line {
+    /// The line's exact bytes in the stream, terminator included.
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        let mut raw = self.bytes.clone();
+        match self.len.saturating_sub(self.bytes.len() as u64) {
+            2 => raw.extend_from_slice(b"\r\n"),
+            1 => raw.push(b'\n'),
+            _ => {}
+        }
+        raw
+    }
 }
 
 /// Iterates over the lines of a reader. I/O errors end the iteration with `Err`.
@@ -28,10 +43,15 @@ pub struct Lines<R> {
 
 impl<R: BufRead> Lines<R> {
     pub fn new(reader: R) -> Lines<R> {
+        Lines::starting_at(reader, 0, 0)
+    }
+
+    /// Lines of a reader already positioned at byte `offset`, after `lines_before` lines.
+    pub fn starting_at(reader: R, offset: u64, lines_before: u64) -> Lines<R> {
         Lines {
             reader,
-            offset: 0,
-            number: 0,
+            offset,
+            number: lines_before,
         }
     }
 }
@@ -59,6 +79,7 @@ impl<R: BufRead> Iterator for Lines<R> {
                     number: self.number,
                     bytes,
                     terminated,
+                    len: n as u64,
                 }))
             }
             Err(e) => Some(Err(e)),
@@ -83,5 +104,8 @@ mod tests {
         assert!(lines[2].terminated);
         assert_eq!(lines[3].bytes, b"{\"c\"");
         assert!(!lines[3].terminated);
+        assert_eq!(lines[0].raw_bytes(), b"{\"a\":1}\r\n");
+        assert_eq!(lines[0].len, 9);
+        assert_eq!(lines[3].raw_bytes(), b"{\"c\"");
     }
 }

@@ -53,11 +53,14 @@ pub enum EventKind {
     Unknown,
     /// A line that could not be read; the reason is in `error`, the bytes in `raw`.
     Quarantined,
+    /// Where an ingest stopped reading a source (offset, prefix hash), committed
+    /// with the events read up to it.
+    SourceCheckpoint,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::SessionStart,
         EventKind::UserMessage,
         EventKind::LlmCall,
@@ -79,6 +82,7 @@ impl EventKind {
         EventKind::Annotation,
         EventKind::Unknown,
         EventKind::Quarantined,
+        EventKind::SourceCheckpoint,
     ];
 
     /// The value stored in the `kind` column.
@@ -105,6 +109,7 @@ impl EventKind {
             EventKind::Annotation => "annotation",
             EventKind::Unknown => "unknown",
             EventKind::Quarantined => "quarantined",
+            EventKind::SourceCheckpoint => "source_checkpoint",
         }
     }
 

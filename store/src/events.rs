@@ -9,7 +9,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::compute::{
     filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
 };
-use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -162,6 +162,63 @@ impl EventStore {
             rows_already_present,
         })
     }
+}
+
+/// The latest `source_checkpoint` row of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub source_uri: String,
+    pub source_offset: Option<i64>,
+    pub source_line: Option<i64>,
+    pub attributes: Option<String>,
+}
+
+impl EventStore {
+    /// The latest checkpoint row per `source_uri` (by `ingested_at`, then offset).
+    ///
+    /// Errors: a scan error. An empty store has no checkpoints.
+    pub async fn latest_checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let Some(table) = self.events_table().await? else {
+            return Ok(Vec::new());
+        };
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        ctx.register_table(EVENTS_TABLE, table.table_provider().await?)?;
+        let frame = ctx
+            .sql(
+                "SELECT source_uri, source_offset, source_line, attributes FROM ( \
+                   SELECT source_uri, source_offset, source_line, attributes, \
+                     row_number() OVER (PARTITION BY source_uri \
+                       ORDER BY ingested_at DESC, source_offset DESC) AS rank \
+                   FROM events WHERE kind = 'source_checkpoint' AND source_uri IS NOT NULL) \
+                 WHERE rank = 1",
+            )
+            .await?;
+        let mut rows = Vec::new();
+        for batch in frame.collect().await? {
+            let uri = utf8_column(&batch, 0)?;
+            let attributes = utf8_column(&batch, 3)?;
+            let offset = deltalake::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
+            let offset = offset.as_primitive::<Int64Type>();
+            let line = deltalake::arrow::compute::cast(batch.column(2), &DataType::Int64)?;
+            let line = line.as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                rows.push(CheckpointRow {
+                    source_uri: uri.value(row).to_string(),
+                    source_offset: (!offset.is_null(row)).then(|| offset.value(row)),
+                    source_line: (!line.is_null(row)).then(|| line.value(row)),
+                    attributes: (!attributes.is_null(row))
+                        .then(|| attributes.value(row).to_string()),
+                });
+            }
+        }
+        Ok(rows)
+    }
+}
+
+fn utf8_column(batch: &RecordBatch, index: usize) -> Result<StringArray, StoreError> {
+    let casted = deltalake::arrow::compute::cast(batch.column(index), &DataType::Utf8)?;
+    Ok(casted.as_string::<i32>().clone())
 }
 
 /// The ids among `batch`'s `event_id`s that the table already holds. Only the

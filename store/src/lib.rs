@@ -23,7 +23,7 @@ mod events;
 mod location;
 
 pub use error::StoreError;
-pub use events::{AppendOutcome, CommitInfo, EventStore, EVENTS_TABLE};
+pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};
 pub use location::StoreLocation;
 
 /// Re-export of the Delta Lake crate the store is built on, so that `query`

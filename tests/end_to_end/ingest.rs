@@ -64,7 +64,7 @@ fn count_file(path: &std::path::Path) -> FileCounts {
 }
 
 fn kinds_in_store(ws: &Workspace) -> HashMap<String, i64> {
-    ws.sql("SELECT kind, count(*) AS n FROM events GROUP BY kind")
+    ws.sql("SELECT kind, count(*) AS n FROM events WHERE kind <> 'source_checkpoint' GROUP BY kind")
         .into_iter()
         .map(|row| {
             (
@@ -179,21 +179,44 @@ fn ingesting_twice_adds_nothing() {
     let added = first["events_added"].as_i64().unwrap();
     assert!(added > 1500, "{first}");
     assert_eq!(first["events_already_present"], 0);
-    let version = first["table_version"].clone();
-    let second = ws.ingest(&[&examples()]);
-    assert_eq!(second["events_added"], 0);
-    assert_eq!(second["events_already_present"].as_i64().unwrap(), added);
-    assert_eq!(second["table_version"], Value::Null, "no empty commit");
-    assert_eq!(ws.count("SELECT count(*) FROM events"), added);
     assert_eq!(
-        ws.count("SELECT count(DISTINCT event_id) FROM events"),
-        added
-    );
-    assert_eq!(
-        version,
-        Value::from(0),
+        first["table_version"], 0,
         "the first ingest creates version 0"
     );
+    let stored = "SELECT count(*) FROM events WHERE kind <> 'source_checkpoint'";
+    assert_eq!(ws.count(stored), added);
+
+    // Same files again: every source is unchanged since its checkpoint.
+    let second = ws.ingest(&[&examples()]);
+    assert_eq!(second["events_added"], 0);
+    assert_eq!(second["files_unchanged"], second["files"]);
+    assert_eq!(second["table_version"], Value::Null, "no empty commit");
+
+    // The same content under another path has no checkpoint: it is read in
+    // full, and the deterministic ids drop every event already stored.
+    let copy = ws.path("copy");
+    copy_dir(&examples(), &copy);
+    let third = ws.ingest(&[&copy]);
+    assert_eq!(third["events_added"], 0, "{third}");
+    assert_eq!(third["events_already_present"].as_i64().unwrap(), added);
+    assert_eq!(ws.count(stored), added);
+    assert_eq!(
+        ws.count("SELECT count(DISTINCT event_id) FROM events"),
+        ws.count("SELECT count(*) FROM events")
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -218,20 +241,19 @@ fn bad_lines_are_quarantined_and_good_lines_kept() {
     let path = ws.path("broken.jsonl");
     let header = br#"{"type":"session","version":3,"id":"broken-1","timestamp":"2026-05-01T10:00:00.000Z","cwd":"/w"}"#;
     let user = br#"{"type":"message","id":"u1","parentId":null,"timestamp":"2026-05-01T10:00:01.000Z","message":{"role":"user","content":"hello","timestamp":1777629601000}}"#;
-    let malformed = br#"{"type":"message","id":"m1","parentId":"u1","#;
+    let malformed = br#"{"type":"message","id":"m1","parentId":"u1",,}"#;
     let not_utf8: &[u8] = b"{\"type\":\"label\",\"id\":\"l1\",\"label\":\"\xc3\x28\"}";
-    let assistant = br#"{"type":"message","id":"a1","parentId":"u1","timestamp":"2026-05-01T10:00:02.000Z","message":{"role":"assistant","content":[{"type":"text","text":"hi"}],"provider":"ollama","model":"qwen3:8b","api":"ollama","usage":{"input":3,"output":1},"stopReason":"stop","timestamp":1777629601500}}"#;
+    // A line cut short by a crash, then appended after: truncated mid-file.
     let truncated =
-        br#"{"type":"message","id":"a2","parentId":"a1","timestamp":"2026-05-01T10:00:03"#;
+        br#"{"type":"message","id":"a0","parentId":"u1","timestamp":"2026-05-01T10:00:0"#;
+    let assistant = br#"{"type":"message","id":"a1","parentId":"u1","timestamp":"2026-05-01T10:00:02.000Z","message":{"role":"assistant","content":[{"type":"text","text":"hi"}],"provider":"ollama","model":"qwen3:8b","api":"ollama","usage":{"input":3,"output":1},"stopReason":"stop","timestamp":1777629601500}}"#;
     let mut data = Vec::new();
     let mut offsets = Vec::new();
-    for line in [&header[..], user, malformed, not_utf8, assistant] {
+    for line in [&header[..], user, malformed, not_utf8, truncated, assistant] {
         offsets.push(data.len());
         data.extend_from_slice(line);
         data.push(b'\n');
     }
-    offsets.push(data.len());
-    data.extend_from_slice(truncated);
     std::fs::write(&path, &data).unwrap();
 
     let summary = ws.ingest(&[&path]);
@@ -247,7 +269,7 @@ fn bad_lines_are_quarantined_and_good_lines_kept() {
     let expected = [
         (3, offsets[2], &malformed[..], "malformed JSON"),
         (4, offsets[3], not_utf8, "invalid UTF-8"),
-        (6, offsets[5], &truncated[..], "truncated last line"),
+        (5, offsets[4], &truncated[..], "malformed JSON"),
     ];
     assert_eq!(rows.len(), 3);
     for (row, (line, offset, bytes, reason)) in rows.iter().zip(expected) {
@@ -264,6 +286,52 @@ fn bad_lines_are_quarantined_and_good_lines_kept() {
     let again = ws.ingest(&[&path]);
     assert_eq!(again["events_added"], 0);
     assert_eq!(ws.count("SELECT count(*) FROM quarantine"), 3);
+}
+
+#[test]
+fn appended_lines_are_read_once_and_a_partial_last_line_waits() {
+    let ws = Workspace::new();
+    let path = ws.path("growing.jsonl");
+    let header = r#"{"type":"session","version":3,"id":"grow-1","timestamp":"2026-05-01T10:00:00.000Z","cwd":"/w"}"#;
+    let user = r#"{"type":"message","id":"u1","parentId":null,"timestamp":"2026-05-01T10:00:01.000Z","message":{"role":"user","content":"hello"}}"#;
+    let reply = r#"{"type":"message","id":"a1","parentId":"u1","timestamp":"2026-05-01T10:00:02.000Z","message":{"role":"assistant","content":[{"type":"text","text":"hi"}],"provider":"ollama","model":"q","usage":{"output":1},"stopReason":"stop"}}"#;
+    let (first_half, second_half) = reply.split_at(40);
+    std::fs::write(&path, format!("{header}\n{user}\n{first_half}")).unwrap();
+
+    let first = ws.ingest(&[&path]);
+    assert_eq!(
+        first["lines_quarantined"], 0,
+        "a partial last line is not quarantined"
+    );
+    assert_eq!(first["per_file"][0]["pending_bytes"], first_half.len());
+    assert_eq!(ws.count("SELECT count(*) FROM llm_calls"), 0);
+
+    std::fs::write(&path, format!("{header}\n{user}\n{reply}\n")).unwrap();
+    let _ = second_half;
+    let second = ws.ingest(&[&path]);
+    assert_eq!(second["per_file"][0]["mode"], "resumed");
+    assert_eq!(second["lines"], 1, "only the completed line is read");
+    assert_eq!(second["events_added"], 1);
+    assert_eq!(ws.count("SELECT count(*) FROM llm_calls"), 1);
+    // The resumed part still knows its session from the header.
+    assert_eq!(
+        ws.count("SELECT count(*) FROM llm_calls WHERE session_id = 'grow-1' AND seq = 2"),
+        1
+    );
+
+    // Rewritten in place (as pi does on migration): read again, nothing duplicated.
+    std::fs::write(
+        &path,
+        format!("{header}\n{user}\n{reply}\n").replace("hello", "HELLO"),
+    )
+    .unwrap();
+    let third = ws.ingest(&[&path]);
+    assert_eq!(third["per_file"][0]["mode"], "reread");
+    assert_eq!(third["events_added"], 1, "only the changed line is new");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM messages WHERE session_id = 'grow-1'"),
+        3
+    );
 }
 
 #[test]
