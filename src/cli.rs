@@ -24,6 +24,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "TRAJECTORY_STORE", value_name = "URL")]
     pub store: Option<String>,
 
+    /// Configuration file (TOML: [locality], [[redaction.rules]]).
+    /// Default: ~/.config/trajectory/config.toml when it exists.
+    #[arg(long, global = true, env = "TRAJECTORY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,6 +67,15 @@ pub struct IngestArgs {
     /// Quarantine lines longer than this many bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_line_bytes: usize,
+
+    /// Keep watching: ingest what is appended (new files, rotated logs, new days)
+    /// and commit at most every --interval seconds, until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// With --follow: seconds between commits.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub interval: f64,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! work is done by the library crates.
 
 mod cli;
+mod config;
 mod defaults;
 
 use std::io::{IsTerminal, Write};
@@ -77,8 +78,9 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let store = EventStore::open(&store_location)
         .with_context(|| format!("cannot open the store at {store_location}"))?;
+    let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Ingest(args) => run_ingest(&store, args).await,
+        Command::Ingest(args) => run_ingest(&store, &config, args).await,
         Command::Sql(args) => run_sql(&store, args).await,
         Command::Export(args) => run_export(&store, args).await,
         Command::Report(args) => run_report(&store, args).await,
@@ -92,7 +94,7 @@ fn parse_as_of(as_of: Option<&str>) -> Result<Option<AsOf>> {
     })
 }
 
-async fn run_ingest(store: &EventStore, args: IngestArgs) -> Result<()> {
+async fn run_ingest(store: &EventStore, config: &config::Config, args: IngestArgs) -> Result<()> {
     let paths = if args.paths.is_empty() {
         let found = defaults::openclaw_state_dirs();
         if found.is_empty() {
@@ -112,6 +114,10 @@ async fn run_ingest(store: &EventStore, args: IngestArgs) -> Result<()> {
     };
     let mut options = IngestOptions::new(paths);
     options.max_line_bytes = args.max_line_bytes;
+    options.locality_overrides = config.locality_overrides()?;
+    if args.follow {
+        return follow(store, &options, &args).await;
+    }
 
     let bar = if std::io::stderr().is_terminal() && !args.json {
         let bar = ProgressBar::new(0);
@@ -157,6 +163,89 @@ async fn run_ingest(store: &EventStore, args: IngestArgs) -> Result<()> {
     Ok(())
 }
 
+/// `ingest --follow`: one incremental ingest per interval until a signal.
+/// A signal during an ingest lets that ingest commit first.
+async fn follow(store: &EventStore, options: &IngestOptions, args: &IngestArgs) -> Result<()> {
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.notify_one();
+        });
+    }
+    let interval = Duration::from_secs_f64(args.interval.max(0.05));
+    eprintln!(
+        "following {} path(s), committing at most every {:.1} s; Ctrl-C or SIGTERM to stop",
+        options.paths.len(),
+        interval.as_secs_f64()
+    );
+    let mut total_added = 0usize;
+    loop {
+        let summary = ingest(store, options, &|_| {}).await?;
+        total_added += summary.events_added;
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        } else if summary.events_added > 0 || summary.lines_quarantined > 0 {
+            println!(
+                "{} +{} events ({} quarantined) from {} file(s), events table version {}",
+                chrono_now(),
+                summary.events_added,
+                summary.lines_quarantined,
+                summary.files - summary.files_unchanged,
+                summary.table_version.map_or("-".to_string(), |v| v.to_string())
+            );
+        }
+        if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.notified() => {}
+        }
+        if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            // One last pass so nothing appended before the signal is left behind.
+            let summary = ingest(store, options, &|_| {}).await?;
+            total_added += summary.events_added;
+            break;
+        }
+    }
+    eprintln!("stopped; {total_added} event(s) added while following");
+    Ok(())
+}
+
+fn chrono_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("[{now}]")
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 fn print_ingest_summary(s: &IngestSummary) {
     let mb = s.bytes as f64 / 1_000_000.0;
     let rate = if s.seconds > 0.0 {
@@ -176,6 +265,9 @@ fn print_ingest_summary(s: &IngestSummary) {
     );
     println!("  {:<22}{:>10}", "lines quarantined", s.lines_quarantined);
     println!("  {:<22}{:>10}", "unknown entries kept", s.unknown_entries);
+    if s.files_unchanged > 0 {
+        println!("  {:<22}{:>10}", "files unchanged", s.files_unchanged);
+    }
     if s.files_failed > 0 {
         println!("  {:<22}{:>10}", "files failed", s.files_failed);
     }

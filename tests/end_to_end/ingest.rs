@@ -364,3 +364,36 @@ fn missing_input_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/no/such/dir"), "{stderr}");
 }
+
+#[test]
+fn locality_comes_from_base_urls_and_config_overrides() {
+    let dir = examples().join("real-run/openclaw-2026.5.28");
+    let ws = Workspace::new();
+    ws.ingest(&[&dir]);
+    // cloudstub's baseUrl in openclaw.json is on loopback: local, whatever its name says.
+    assert!(ws.count("SELECT count(*) FROM llm_calls WHERE provider = 'cloudstub'") > 0);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM llm_calls WHERE provider = 'cloudstub' AND locality <> 'local'"),
+        0
+    );
+
+    let config = ws.path("config.toml");
+    std::fs::write(&config, "[locality]\ncloudstub = \"cloud\"\n").unwrap();
+    let other = Workspace::new();
+    let out = other.ok([
+        "--config",
+        config.to_str().unwrap(),
+        "ingest",
+        "--json",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.contains("\"events_added\""));
+    assert_eq!(
+        other.count("SELECT count(*) FROM llm_calls WHERE provider = 'cloudstub' AND locality <> 'cloud'"),
+        0
+    );
+    std::fs::write(&config, "[locality]\ncloudstub = \"moon\"\n").unwrap();
+    let bad = other.run(["--config", config.to_str().unwrap(), "ingest", dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("moon"));
+}

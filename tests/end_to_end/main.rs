@@ -5,6 +5,7 @@
 mod harness;
 
 mod export;
+mod follow;
 mod ingest;
 mod report;
 mod sql;
