@@ -1,0 +1,354 @@
+//! One ingest run: discover, read every source from its checkpoint, apply
+//! locality and redaction, commit events and checkpoints together.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use thiserror::Error;
+use trajectory_schema::{events_to_batch, Event};
+use trajectory_store::{CommitInfo, EventStore, StoreError};
+
+use crate::checkpoint::SourceCheckpoint;
+use crate::discover::{agent_id_from_path, discover, session_id_from_file_name, SkippedFile};
+use crate::jsonl::SourceContext;
+use crate::locality::LocalityTable;
+use crate::openclaw::transcript;
+use crate::sources::{read_incremental, Source, SourceKind, SourceRead};
+
+/// Errors that stop an ingest run. Bad input never does: it is quarantined.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    /// A path given on the command line does not exist or cannot be listed.
+    #[error("cannot read input: {0}")]
+    Input(#[from] std::io::Error),
+    /// The store refused the commit; nothing from this run is visible.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Building the Arrow batch failed (a bug).
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Options of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Files and directories to read.
+    pub paths: Vec<PathBuf>,
+    /// Lines longer than this are quarantined (default 64 MiB).
+    pub max_line_bytes: usize,
+    /// Provider → locality overrides from the user's config.
+    pub locality_overrides: Vec<(String, trajectory_schema::Locality)>,
+}
+
+impl IngestOptions {
+    /// Options for `paths` with the defaults.
+    pub fn new(paths: Vec<PathBuf>) -> IngestOptions {
+        IngestOptions {
+            paths,
+            max_line_bytes: transcript::DEFAULT_MAX_LINE_BYTES,
+            locality_overrides: Vec::new(),
+        }
+    }
+}
+
+/// Progress reported while an ingest runs.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Discovery finished: this many files, this many bytes on disk.
+    Discovered { files: usize, bytes: u64 },
+    /// One file was read.
+    FileRead {
+        path: PathBuf,
+        bytes: u64,
+        events: u64,
+    },
+    /// All files are read; the commit is being written.
+    Committing { events: usize },
+}
+
+/// Per-file outcome, in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub path: String,
+    /// Which reader read it (`transcript`, `gateway_log`, ...).
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Header or schema version of the source, where the format has one.
+    pub header_version: Option<i64>,
+    /// `read` (from the start), `resumed` (from the checkpoint), `unchanged`
+    /// (nothing new, not parsed) or `reread` (rewritten in place).
+    pub mode: &'static str,
+    /// Bytes of an incomplete last line left for the next run.
+    pub pending_bytes: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub events: u64,
+    pub quarantined: u64,
+    pub unknown_entries: u64,
+    /// Set when the header version is newer than this build knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The summary an ingest run ends with (also printed as `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub ingest_id: String,
+    pub store: String,
+    /// Delta version of the commit; `None` when nothing new was found.
+    pub table_version: Option<u64>,
+    pub files: usize,
+    pub lines: u64,
+    pub bytes: u64,
+    pub events_read: u64,
+    pub events_added: usize,
+    pub events_already_present: usize,
+    pub lines_quarantined: u64,
+    pub unknown_entries: u64,
+    pub files_failed: usize,
+    /// Sources with nothing new since their checkpoint.
+    pub files_unchanged: usize,
+    pub seconds: f64,
+    pub per_file: Vec<FileSummary>,
+    pub skipped: Vec<SkippedSummary>,
+}
+
+/// A file that was seen and not read.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedSummary {
+    pub path: String,
+    pub reason: String,
+}
+
+impl From<SkippedFile> for SkippedSummary {
+    fn from(s: SkippedFile) -> SkippedSummary {
+        SkippedSummary {
+            path: s.path.display().to_string(),
+            reason: s.reason,
+        }
+    }
+}
+
+fn file_uri(path: &Path) -> String {
+    let absolute = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    url_for(&absolute)
+}
+
+fn url_for(path: &Path) -> String {
+    // Percent-encoding is left to consumers; paths are stored as plain file URIs.
+    format!("file://{}", path.display())
+}
+
+/// Runs one ingest: discover, read every source from its checkpoint, commit once.
+///
+/// `progress` is called from this thread as work advances.
+///
+/// Errors: a missing input path, or a failed commit (then nothing is visible).
+/// Unreadable lines are quarantined and unreadable files counted in
+/// `files_failed`; neither stops the run.
+pub async fn ingest(
+    store: &EventStore,
+    options: &IngestOptions,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<IngestSummary, IngestError> {
+    let started = Instant::now();
+    let ingested_at: DateTime<Utc> = Utc::now();
+    let ingest_id = uuid::Uuid::new_v4().to_string();
+    let found = discover(&options.paths)?;
+    progress(Progress::Discovered {
+        files: found.sources.len(),
+        bytes: found.sources.iter().map(|f| f.size).sum(),
+    });
+    let checkpoints: HashMap<String, SourceCheckpoint> = store
+        .latest_checkpoints()
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            SourceCheckpoint::from_row(
+                &row.source_uri,
+                row.source_offset,
+                row.source_line,
+                row.attributes.as_deref(),
+            )
+        })
+        .map(|cp| (cp.source_uri.clone(), cp))
+        .collect();
+
+    let mut locality = LocalityTable::new();
+    for (provider, value) in &options.locality_overrides {
+        locality.set_override(provider, *value);
+    }
+    let mut events: Vec<Event> = Vec::new();
+    let mut new_checkpoints: Vec<SourceCheckpoint> = Vec::new();
+    let mut per_file = Vec::with_capacity(found.sources.len());
+    let mut skipped: Vec<SkippedSummary> = found.skipped.into_iter().map(Into::into).collect();
+    let mut files_failed = 0;
+    for source in &found.sources {
+        if source.kind == SourceKind::Config {
+            learn_config(&source.path, &mut locality, &mut skipped);
+            continue;
+        }
+        let source_uri = file_uri(&source.path);
+        let context = SourceContext {
+            source_uri: source_uri.clone(),
+            agent_id: agent_id_from_path(&source.path),
+            session_id_hint: (source.kind == SourceKind::Transcript)
+                .then(|| session_id_from_file_name(&source.path)),
+            ingest_id: ingest_id.clone(),
+            ingested_at,
+            max_line_bytes: options.max_line_bytes,
+        };
+        let read = read_source(source, &context, checkpoints.get(&source_uri));
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                files_failed += 1;
+                tracing::warn!(path = %source.path.display(), error = %e, "cannot read source");
+                skipped.push(SkippedSummary {
+                    path: source.path.display().to_string(),
+                    reason: format!("read error: {e}"),
+                });
+                continue;
+            }
+        };
+        progress(Progress::FileRead {
+            path: source.path.clone(),
+            bytes: source.size,
+            events: read.stats.events,
+        });
+        let mode = if read.unchanged {
+            "unchanged"
+        } else if read.reread_reason.is_some() {
+            "reread"
+        } else if checkpoints.contains_key(&source_uri) {
+            "resumed"
+        } else {
+            "read"
+        };
+        let mut notes = read.stats.notes.clone();
+        notes.extend(read.reread_reason.clone());
+        per_file.push(FileSummary {
+            path: source.path.display().to_string(),
+            kind: source.kind.name(),
+            session_id: read.events.iter().find_map(|e| e.session_id.clone()),
+            header_version: read.stats.format_version,
+            mode,
+            pending_bytes: read.checkpoint.as_ref().map_or(0, |c| c.pending_bytes),
+            lines: read.stats.lines,
+            bytes: read.stats.bytes,
+            events: read.stats.events,
+            quarantined: read.stats.quarantined,
+            unknown_entries: read.stats.unknown_entries,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        });
+        if let Some(checkpoint) = read.checkpoint {
+            let moved = checkpoints.get(&source_uri) != Some(&checkpoint);
+            if moved {
+                new_checkpoints.push(checkpoint);
+            }
+        }
+        events.extend(read.events);
+    }
+
+    locality.apply(&mut events);
+    let files_unchanged = per_file.iter().filter(|f| f.mode == "unchanged").count();
+    let events_read = events.len() as u64;
+    events.extend(
+        new_checkpoints
+            .iter()
+            .map(|cp| cp.to_event(&ingest_id, ingested_at)),
+    );
+    progress(Progress::Committing {
+        events: events.len(),
+    });
+    let lines_quarantined = per_file.iter().map(|f| f.quarantined).sum();
+    let outcome = if events.is_empty() {
+        None
+    } else {
+        let batch = events_to_batch(&events)?;
+        drop(events);
+        let mut facts = serde_json::Map::new();
+        facts.insert("trajectory.operation".into(), json!("ingest"));
+        facts.insert("trajectory.files".into(), json!(per_file.len()));
+        facts.insert(
+            "trajectory.lines_quarantined".into(),
+            json!(lines_quarantined),
+        );
+        facts.insert(
+            "trajectory.version".into(),
+            json!(env!("CARGO_PKG_VERSION")),
+        );
+        Some(
+            store
+                .append_events(
+                    batch,
+                    CommitInfo {
+                        ingest_id: ingest_id.clone(),
+                        facts,
+                    },
+                )
+                .await?,
+        )
+    };
+    let checkpoint_rows_added = new_checkpoints
+        .len()
+        .min(outcome.as_ref().map_or(0, |o| o.rows_added));
+
+    Ok(IngestSummary {
+        ingest_id,
+        store: store.location().root().to_string(),
+        table_version: outcome.as_ref().and_then(|o| o.version),
+        files: per_file.len(),
+        lines: per_file.iter().map(|f| f.lines).sum(),
+        bytes: per_file.iter().map(|f| f.bytes).sum(),
+        events_read,
+        events_added: outcome.as_ref().map_or(0, |o| o.rows_added) - checkpoint_rows_added,
+        events_already_present: outcome.as_ref().map_or(0, |o| o.rows_already_present),
+        lines_quarantined,
+        unknown_entries: per_file.iter().map(|f| f.unknown_entries).sum(),
+        files_failed,
+        files_unchanged,
+        seconds: started.elapsed().as_secs_f64(),
+        per_file,
+        skipped,
+    })
+}
+
+/// Reads one source: incrementally for JSONL, whole for the others.
+fn read_source(
+    source: &Source,
+    context: &SourceContext,
+    previous: Option<&SourceCheckpoint>,
+) -> std::io::Result<SourceRead> {
+    if source.kind.is_incremental() {
+        return read_incremental(source, context, previous);
+    }
+    Err(std::io::Error::other(format!(
+        "no reader for {} sources in this build",
+        source.kind.name()
+    )))
+}
+
+/// Reads provider base URLs from an OpenClaw config file into the locality table.
+fn learn_config(path: &Path, locality: &mut LocalityTable, skipped: &mut Vec<SkippedSummary>) {
+    let parsed = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string())
+        });
+    match parsed {
+        Ok(config) => {
+            let learned = locality.learn_from_config(&config);
+            tracing::debug!(path = %path.display(), learned, "provider base URLs");
+        }
+        Err(reason) => skipped.push(SkippedSummary {
+            path: path.display().to_string(),
+            reason: format!("config not readable: {reason}"),
+        }),
+    }
+}
