@@ -201,23 +201,32 @@ mod tests {
     }
 
     #[test]
-    fn walking_keeps_transcripts_and_skips_other_jsonl() {
+    fn walking_classifies_sources_and_skips_unknown_jsonl() {
         let dir = tempfile::tempdir().unwrap();
         let sessions = dir.path().join("agents/main/sessions");
         std::fs::create_dir_all(&sessions).unwrap();
-        std::fs::write(
-            sessions.join("a.jsonl"),
-            "{\"type\":\"session\",\"id\":\"a\"}\n",
-        )
-        .unwrap();
-        std::fs::write(sessions.join("runs.jsonl"), "{\"ts\":1,\"jobId\":\"j\"}\n").unwrap();
+        let header = "{\"type\":\"session\",\"id\":\"a\"}\n";
+        std::fs::write(sessions.join("a.jsonl"), header).unwrap();
+        std::fs::write(sessions.join("other.jsonl"), "{\"hello\":1}\n").unwrap();
         std::fs::write(sessions.join("a.trajectory.jsonl"), "{}\n").unwrap();
+        std::fs::write(sessions.join("sessions.json"), "{}").unwrap();
         std::fs::write(sessions.join("notes.txt"), "x").unwrap();
         let found = discover(&[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(found.files.len(), 1);
-        assert!(found.files[0].path.ends_with("a.jsonl"));
+        let kinds: Vec<(String, SourceKind)> = found
+            .sources
+            .iter()
+            .map(|s| (s.path.file_name().unwrap().to_string_lossy().into_owned(), s.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("a.jsonl".to_string(), SourceKind::Transcript),
+                ("a.trajectory.jsonl".to_string(), SourceKind::TrajectoryEvents),
+                ("sessions.json".to_string(), SourceKind::SessionStore),
+            ]
+        );
         assert_eq!(found.skipped.len(), 1);
-        assert!(found.skipped[0].path.ends_with("runs.jsonl"));
+        assert!(found.skipped[0].path.ends_with("other.jsonl"));
         assert!(discover(&[dir.path().join("missing")]).is_err());
     }
 }

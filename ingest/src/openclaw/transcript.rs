@@ -750,4 +750,111 @@ mod tests {
         assert_eq!(clean[0]["data"]["sha256"].as_str().unwrap().len(), 64);
         assert_eq!(clean[0]["mimeType"], "image/png");
     }
+
+    mod conservation {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One generated line and the events it must yield.
+        #[derive(Debug, Clone)]
+        enum Spec {
+            User(String),
+            Assistant { provider: &'static str, tool_calls: usize },
+            ToolResult { is_error: bool },
+            ModelChange,
+            Custom,
+            UnknownType,
+            Malformed(String),
+            NotUtf8(Vec<u8>),
+            Blank,
+        }
+
+        impl Spec {
+            fn expected(&self) -> (usize, usize) {
+                // (events, quarantined)
+                match self {
+                    Spec::Assistant { tool_calls, .. } => (1 + tool_calls, 0),
+                    Spec::Malformed(_) | Spec::NotUtf8(_) => (1, 1),
+                    Spec::Blank => (0, 0),
+                    _ => (1, 0),
+                }
+            }
+
+            fn render(&self, n: usize) -> Vec<u8> {
+                let id = format!("e{n}");
+                let base = format!(r#""id":"{id}","parentId":null,"timestamp":"2026-01-01T00:00:{:02}.000Z""#, n % 60);
+                match self {
+                    Spec::User(text) => serde_json::json!({"type":"message","id":id,"parentId":null,
+                        "message":{"role":"user","content":text}}).to_string().into_bytes(),
+                    Spec::Assistant { provider, tool_calls } => {
+                        let mut content = vec![serde_json::json!({"type":"text","text":"ok"})];
+                        for i in 0..*tool_calls {
+                            content.push(serde_json::json!({"type":"toolCall","id":format!("c{n}-{i}"),"name":"read","arguments":{"i":i}}));
+                        }
+                        serde_json::json!({"type":"message","id":id,"parentId":null,
+                            "message":{"role":"assistant","provider":provider,"model":"m","content":content,
+                            "usage":{"input":1,"output":2},"stopReason":"stop"}}).to_string().into_bytes()
+                    }
+                    Spec::ToolResult { is_error } => serde_json::json!({"type":"message","id":id,"parentId":null,
+                        "message":{"role":"toolResult","toolCallId":"c","toolName":"read","content":[],"isError":is_error}})
+                        .to_string().into_bytes(),
+                    Spec::ModelChange => format!(r#"{{"type":"model_change",{base},"provider":"ollama","modelId":"q"}}"#).into_bytes(),
+                    Spec::Custom => format!(r#"{{"type":"custom","customType":"x","data":{{"n":{n}}},{base}}}"#).into_bytes(),
+                    Spec::UnknownType => format!(r#"{{"type":"future_thing",{base}}}"#).into_bytes(),
+                    Spec::Malformed(tail) => format!("{{\"type\":\"message\",{tail}").into_bytes(),
+                    Spec::NotUtf8(bytes) => {
+                        let mut line = b"{\"type\":\"label\",\"label\":\"".to_vec();
+                        line.push(0xff);
+                        line.extend(bytes);
+                        line.extend(b"\"}");
+                        line
+                    }
+                    Spec::Blank => Vec::new(),
+                }
+            }
+        }
+
+        fn spec() -> impl Strategy<Value = Spec> {
+            prop_oneof![
+                any::<String>().prop_map(Spec::User),
+                (prop::sample::select(vec!["ollama", "anthropic", "openclaw", "custom-x"]), 0usize..6)
+                    .prop_map(|(provider, tool_calls)| Spec::Assistant { provider, tool_calls }),
+                any::<bool>().prop_map(|is_error| Spec::ToolResult { is_error }),
+                Just(Spec::ModelChange),
+                Just(Spec::Custom),
+                Just(Spec::UnknownType),
+                "[a-z0-9:,\"]{0,40}".prop_map(Spec::Malformed),
+                prop::collection::vec(b'a'..=b'z', 0..10).prop_map(Spec::NotUtf8),
+                Just(Spec::Blank),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn every_line_is_accounted_for(specs in prop::collection::vec(spec(), 0..40)) {
+                let mut data = HEADER_V3.as_bytes().to_vec();
+                data.push(b'\n');
+                for (n, spec) in specs.iter().enumerate() {
+                    data.extend(spec.render(n));
+                    data.push(b'\n');
+                }
+                let (events, stats) = read_transcript(&data[..], &context()).unwrap();
+                let expected_events: usize = 1 + specs.iter().map(|s| s.expected().0).sum::<usize>();
+                let expected_quarantined: usize = specs.iter().map(|s| s.expected().1).sum();
+                prop_assert_eq!(events.len(), expected_events);
+                prop_assert_eq!(stats.quarantined as usize, expected_quarantined);
+                prop_assert_eq!(stats.lines as usize, specs.len() + 1);
+                prop_assert_eq!(stats.bytes as usize, data.len());
+                let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+                prop_assert_eq!(ids.len(), events.len(), "ids are unique");
+                let unknown = specs.iter().filter(|s| matches!(s, Spec::UnknownType)).count();
+                prop_assert_eq!(stats.unknown_entries as usize, unknown);
+                // Reading the same bytes again gives the same ids.
+                let (again, _) = read_transcript(&data[..], &context()).unwrap();
+                let again_ids: Vec<&str> = again.iter().map(|e| e.event_id.as_str()).collect();
+                let first_ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+                prop_assert_eq!(first_ids, again_ids);
+            }
+        }
+    }
 }
