@@ -151,13 +151,14 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
     Ok(discovery)
 }
 
-/// The agent id from an OpenClaw path `…/agents/<agentId>/sessions/<file>`.
+/// The agent id from an OpenClaw path `…/agents/<agentId>/sessions/<file>`
+/// or `…/agents/<agentId>/agent/<file>`.
 pub fn agent_id_from_path(path: &Path) -> Option<String> {
     let parts: Vec<&str> = path.iter().filter_map(|p| p.to_str()).collect();
     parts
         .windows(3)
         .rev()
-        .find(|w| w[0] == "agents" && w[2] == "sessions")
+        .find(|w| w[0] == "agents" && (w[2] == "sessions" || w[2] == "agent"))
         .map(|w| w[1].to_string())
 }
 
@@ -215,13 +216,21 @@ mod tests {
         let kinds: Vec<(String, SourceKind)> = found
             .sources
             .iter()
-            .map(|s| (s.path.file_name().unwrap().to_string_lossy().into_owned(), s.kind))
+            .map(|s| {
+                (
+                    s.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    s.kind,
+                )
+            })
             .collect();
         assert_eq!(
             kinds,
             [
                 ("a.jsonl".to_string(), SourceKind::Transcript),
-                ("a.trajectory.jsonl".to_string(), SourceKind::TrajectoryEvents),
+                (
+                    "a.trajectory.jsonl".to_string(),
+                    SourceKind::TrajectoryEvents
+                ),
                 ("sessions.json".to_string(), SourceKind::SessionStore),
             ]
         );

@@ -2,6 +2,7 @@
 //! locality and redaction, commit events and checkpoints together.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use crate::checkpoint::SourceCheckpoint;
 use crate::discover::{agent_id_from_path, discover, session_id_from_file_name, SkippedFile};
 use crate::jsonl::SourceContext;
 use crate::locality::LocalityTable;
-use crate::openclaw::transcript;
+use crate::openclaw::{agent_store, session_store, state_store, transcript};
 use crate::sources::{read_incremental, Source, SourceKind, SourceRead};
 
 /// Errors that stop an ingest run. Bad input never does: it is quarantined.
@@ -328,10 +329,63 @@ fn read_source(
     if source.kind.is_incremental() {
         return read_incremental(source, context, previous);
     }
-    Err(std::io::Error::other(format!(
-        "no reader for {} sources in this build",
-        source.kind.name()
-    )))
+    let whole = |result: Result<(Vec<Event>, crate::jsonl::ReadStats), String>| {
+        result
+            .map(|(events, stats)| SourceRead {
+                events,
+                stats,
+                ..SourceRead::default()
+            })
+            .map_err(std::io::Error::other)
+    };
+    match source.kind {
+        SourceKind::AgentStore | SourceKind::StateStore => {
+            let unpacked = unpack_sqlite(&source.path)?;
+            let path = unpacked
+                .as_ref()
+                .map_or(source.path.as_path(), |(_, p)| p.as_path());
+            if source.kind == SourceKind::AgentStore {
+                whole(agent_store::read_agent_store(path, context).map_err(|e| e.to_string()))
+            } else {
+                whole(state_store::read_state_store(path, context).map_err(|e| e.to_string()))
+            }
+        }
+        SourceKind::SessionStore => {
+            let mut bytes = Vec::new();
+            crate::discover::open_decoded(&source.path)?.read_to_end(&mut bytes)?;
+            whole(session_store::read_session_store(&bytes, context).map_err(|e| e.to_string()))
+        }
+        _ => Err(std::io::Error::other(format!(
+            "no reader for {} sources in this build",
+            source.kind.name()
+        ))),
+    }
+}
+
+/// A `.sqlite.zst` (as archived or shipped in fixtures) decompressed into a
+/// private temporary directory, with its `-wal.zst` beside it when present.
+/// `None` for a plain SQLite file, which is read in place.
+fn unpack_sqlite(path: &Path) -> std::io::Result<Option<(tempfile::TempDir, PathBuf)>> {
+    if path.extension().is_none_or(|e| e != "zst") {
+        return Ok(None);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".zst").to_string())
+        .unwrap_or_else(|| "store.sqlite".into());
+    let dir = tempfile::tempdir()?;
+    let target = dir.path().join(&name);
+    let mut decoder = zstd::stream::read::Decoder::new(std::fs::File::open(path)?)?;
+    std::io::copy(&mut decoder, &mut std::fs::File::create(&target)?)?;
+    let wal = path.with_file_name(format!("{name}-wal.zst"));
+    if wal.is_file() {
+        let mut decoder = zstd::stream::read::Decoder::new(std::fs::File::open(&wal)?)?;
+        std::io::copy(
+            &mut decoder,
+            &mut std::fs::File::create(dir.path().join(format!("{name}-wal")))?,
+        )?;
+    }
+    Ok(Some((dir, target)))
 }
 
 /// Reads provider base URLs from an OpenClaw config file into the locality table.

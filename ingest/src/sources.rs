@@ -29,6 +29,7 @@ use crate::discover::open_decoded;
 use crate::jsonl::{read_lines, LineParser, ReadStats, SourceContext};
 use crate::lines::Lines;
 use crate::openclaw::transcript::{self, TranscriptParser};
+use crate::openclaw::{cron_run_log, gateway_log};
 
 /// The kinds of source `trajectory ingest` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -217,6 +218,8 @@ fn parser_for<'a>(
 ) -> Option<Box<dyn LineParser + 'a>> {
     match kind {
         SourceKind::Transcript => Some(Box::new(TranscriptParser::new(context))),
+        SourceKind::GatewayLog => Some(Box::new(gateway_log::GatewayLogParser::new(context))),
+        SourceKind::CronRunLog => Some(Box::new(cron_run_log::CronRunLogParser::new(context))),
         _ => None,
     }
 }

@@ -593,15 +593,23 @@ fn without_image_bytes(value: &Value) -> Value {
 }
 
 /// A tool result's status: `details.status` when present (OpenClaw reports
-/// failures there with `isError:false`), else `error` when `isError` is true
-/// or the text is a JSON object with `"status":"error"`, else `ok`.
+/// failures there with `isError:false`), but `failed` when `details.exitCode`
+/// is non-zero (exec says `completed` for a command that exited 3); else
+/// `error` when `isError` is true or the text is a JSON object with
+/// `"status":"error"`, else `ok`.
 fn tool_status(message: &Map<String, Value>, is_error: Option<bool>, text: Option<&str>) -> String {
-    if let Some(status) = message
-        .get("details")
-        .and_then(|d| d.get("status"))
-        .and_then(Value::as_str)
-    {
+    let details = message.get("details");
+    let exit_code = details.and_then(|d| d.get("exitCode")).and_then(Value::as_i64);
+    if let Some(status) = details.and_then(|d| d.get("status")).and_then(Value::as_str) {
+        // OpenClaw's exec reports a command that exited non-zero as
+        // `status:"completed"` with `isError:false`; the exit code tells.
+        if exit_code.is_some_and(|code| code != 0) && matches!(status, "completed" | "ok") {
+            return "failed".into();
+        }
         return status.to_string();
+    }
+    if exit_code.is_some_and(|code| code != 0) {
+        return "failed".into();
     }
     if is_error == Some(true) {
         return "error".into();
@@ -680,6 +688,17 @@ mod tests {
         assert_eq!(events[1].tool_status.as_deref(), Some("error"));
         assert_eq!(events[1].tool_is_error, Some(true));
         assert_eq!(events[1].error.as_deref(), Some("ENOENT"));
+    }
+
+    #[test]
+    fn a_non_zero_exit_code_fails_the_tool_even_when_status_says_completed() {
+        let data = format!(
+            "{HEADER_V3}\n{}\n",
+            r#"{"type":"message","id":"r1","parentId":null,"timestamp":"2026-01-01T00:00:03.000Z","message":{"role":"toolResult","toolCallId":"c1","toolName":"exec","content":[{"type":"text","text":"boom"}],"details":{"status":"completed","exitCode":3,"durationMs":5},"isError":false}}"#
+        );
+        let (events, _) = read(&data);
+        assert_eq!(events[1].tool_status.as_deref(), Some("failed"));
+        assert_eq!(events[1].tool_is_error, Some(true));
     }
 
     #[test]
