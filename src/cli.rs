@@ -68,6 +68,17 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_line_bytes: usize,
 
+    /// Do NOT mask secrets (API keys, tokens, passwords, private keys) before
+    /// writing. Everything the agent saw is stored verbatim: use only on data
+    /// that has none, or stores nobody else can read.
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// Keep base64 images in the stored raw lines (default: replaced by their
+    /// sha256 and length).
+    #[arg(long)]
+    pub keep_images: bool,
+
     /// Keep watching: ingest what is appended (new files, rotated logs, new days)
     /// and commit at most every --interval seconds, until Ctrl-C or SIGTERM.
     #[arg(long)]

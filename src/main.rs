@@ -115,6 +115,20 @@ async fn run_ingest(store: &EventStore, config: &config::Config, args: IngestArg
     let mut options = IngestOptions::new(paths);
     options.max_line_bytes = args.max_line_bytes;
     options.locality_overrides = config.locality_overrides()?;
+    options.redact = !args.no_redact;
+    options.keep_images = args.keep_images;
+    options.extra_redaction_rules = config
+        .redaction
+        .rules
+        .iter()
+        .map(|rule| (rule.name.clone(), rule.pattern.clone()))
+        .collect();
+    if args.no_redact {
+        eprintln!(
+            "warning: --no-redact: secrets in transcripts and logs are stored verbatim in {}",
+            store.location().root()
+        );
+    }
     if args.follow {
         return follow(store, &options, &args).await;
     }
@@ -196,7 +210,9 @@ async fn follow(store: &EventStore, options: &IngestOptions, args: &IngestArgs) 
                 summary.events_added,
                 summary.lines_quarantined,
                 summary.files - summary.files_unchanged,
-                summary.table_version.map_or("-".to_string(), |v| v.to_string())
+                summary
+                    .table_version
+                    .map_or("-".to_string(), |v| v.to_string())
             );
         }
         if stopping.load(std::sync::atomic::Ordering::SeqCst) {
@@ -265,6 +281,10 @@ fn print_ingest_summary(s: &IngestSummary) {
     );
     println!("  {:<22}{:>10}", "lines quarantined", s.lines_quarantined);
     println!("  {:<22}{:>10}", "unknown entries kept", s.unknown_entries);
+    println!("  {:<22}{:>10}", "events redacted", s.events_redacted);
+    if s.images_replaced > 0 {
+        println!("  {:<22}{:>10}", "images replaced", s.images_replaced);
+    }
     if s.files_unchanged > 0 {
         println!("  {:<22}{:>10}", "files unchanged", s.files_unchanged);
     }

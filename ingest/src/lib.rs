@@ -28,4 +28,6 @@ pub mod run;
 pub mod sources;
 
 #[cfg(feature = "store")]
-pub use run::{ingest, FileSummary, IngestError, IngestOptions, IngestSummary, Progress, SkippedSummary};
+pub use run::{
+    ingest, FileSummary, IngestError, IngestOptions, IngestSummary, Progress, SkippedSummary,
+};

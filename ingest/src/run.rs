@@ -17,7 +17,8 @@ use crate::checkpoint::SourceCheckpoint;
 use crate::discover::{agent_id_from_path, discover, session_id_from_file_name, SkippedFile};
 use crate::jsonl::SourceContext;
 use crate::locality::LocalityTable;
-use crate::openclaw::{agent_store, session_store, state_store, transcript};
+use crate::openclaw::{agent_store, session_store, state_store, trajectory_events, transcript};
+use crate::redaction::{strip_inline_images, RedactionPolicy, Redactor};
 use crate::sources::{read_incremental, Source, SourceKind, SourceRead};
 
 /// Errors that stop an ingest run. Bad input never does: it is quarantined.
@@ -32,6 +33,9 @@ pub enum IngestError {
     /// Building the Arrow batch failed (a bug).
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// The redaction policy could not be built (an invalid extra rule).
+    #[error("redaction: {0}")]
+    Redaction(String),
 }
 
 /// Options of one ingest run.
@@ -43,6 +47,12 @@ pub struct IngestOptions {
     pub max_line_bytes: usize,
     /// Provider → locality overrides from the user's config.
     pub locality_overrides: Vec<(String, trajectory_schema::Locality)>,
+    /// Mask secrets before anything is written (default true; `--no-redact` turns it off).
+    pub redact: bool,
+    /// Extra redaction rules `(name, regex)` from the user's config.
+    pub extra_redaction_rules: Vec<(String, String)>,
+    /// Keep base64 images in `raw` (default false: replaced by a sha256 reference).
+    pub keep_images: bool,
 }
 
 impl IngestOptions {
@@ -52,6 +62,9 @@ impl IngestOptions {
             paths,
             max_line_bytes: transcript::DEFAULT_MAX_LINE_BYTES,
             locality_overrides: Vec::new(),
+            redact: true,
+            extra_redaction_rules: Vec::new(),
+            keep_images: false,
         }
     }
 }
@@ -114,6 +127,12 @@ pub struct IngestSummary {
     pub files_failed: usize,
     /// Sources with nothing new since their checkpoint.
     pub files_unchanged: usize,
+    /// Events in which at least one secret was masked.
+    pub events_redacted: usize,
+    /// Base64 images replaced by a sha256 reference.
+    pub images_replaced: usize,
+    /// The redaction policy applied (`None` with `--no-redact`).
+    pub redaction_policy: Option<String>,
     pub seconds: f64,
     pub per_file: Vec<FileSummary>,
     pub skipped: Vec<SkippedSummary>,
@@ -184,12 +203,16 @@ pub async fn ingest(
     for (provider, value) in &options.locality_overrides {
         locality.set_override(provider, *value);
     }
+    let mut session_routing: HashMap<String, (String, Option<String>)> = HashMap::new();
     let mut events: Vec<Event> = Vec::new();
     let mut new_checkpoints: Vec<SourceCheckpoint> = Vec::new();
     let mut per_file = Vec::with_capacity(found.sources.len());
     let mut skipped: Vec<SkippedSummary> = found.skipped.into_iter().map(Into::into).collect();
     let mut files_failed = 0;
     for source in &found.sources {
+        if source.kind == SourceKind::SessionStore {
+            learn_session_routing(&source.path, &mut session_routing);
+        }
         if source.kind == SourceKind::Config {
             learn_config(&source.path, &mut locality, &mut skipped);
             continue;
@@ -256,7 +279,37 @@ pub async fn ingest(
         events.extend(read.events);
     }
 
+    fill_session_routing(&mut events, &session_routing);
     locality.apply(&mut events);
+    let redactor = if options.redact {
+        let mut policy = RedactionPolicy::default();
+        for (name, pattern) in &options.extra_redaction_rules {
+            policy = policy
+                .with_extra_rule(name, pattern)
+                .map_err(|e| IngestError::Redaction(e.to_string()))?;
+        }
+        Some(Redactor::new(policy, redaction_key(store)?))
+    } else {
+        None
+    };
+    let mut images_replaced = 0;
+    for event in &mut events {
+        if !options.keep_images {
+            for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
+                if let Some(text) = field.as_deref() {
+                    let (stripped, count) = strip_inline_images(text);
+                    if count > 0 {
+                        images_replaced += count;
+                        *field = Some(stripped);
+                    }
+                }
+            }
+        }
+        if let Some(redactor) = &redactor {
+            redactor.redact_event(event);
+        }
+    }
+    let events_redacted = events.iter().filter(|e| e.redactions.is_some()).count();
     let files_unchanged = per_file.iter().filter(|f| f.mode == "unchanged").count();
     let events_read = events.len() as u64;
     events.extend(
@@ -314,10 +367,47 @@ pub async fn ingest(
         unknown_entries: per_file.iter().map(|f| f.unknown_entries).sum(),
         files_failed,
         files_unchanged,
+        events_redacted,
+        images_replaced,
+        redaction_policy: redactor.as_ref().map(|r| r.policy_id().to_string()),
         seconds: started.elapsed().as_secs_f64(),
         per_file,
         skipped,
     })
+}
+
+/// The store's redaction key: 32 random bytes in `<store>/_trajectory/redaction.key`
+/// (mode 0600), created on first use. It keys the hashes in masks, so equal
+/// secrets join within a store and cannot be confirmed by anyone without it.
+fn redaction_key(store: &EventStore) -> Result<[u8; 32], IngestError> {
+    let Some(root) = store.location().local_path() else {
+        return Err(IngestError::Redaction(
+            "redaction keys are kept in local stores only".into(),
+        ));
+    };
+    let dir = root.join("_trajectory");
+    let path = dir.join("redaction.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        return Err(IngestError::Redaction(format!(
+            "{} is not a 32-byte key; restore it from a backup (masks made with it cannot be re-joined otherwise)",
+            path.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let key = *blake3::hash(&key).as_bytes();
+    std::fs::write(&path, key)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
 }
 
 /// Reads one source: incrementally for JSONL, whole for the others.
@@ -329,9 +419,30 @@ fn read_source(
     if source.kind.is_incremental() {
         return read_incremental(source, context, previous);
     }
+    // Whole-file sources: re-read only when their bytes changed.
+    let (bytes, fingerprint) = whole_file_fingerprint(source)?;
+    if let Some(previous) = previous {
+        if previous.prefix_blake3 == fingerprint && previous.offset == bytes {
+            return Ok(SourceRead {
+                checkpoint: Some(previous.clone()),
+                unchanged: true,
+                ..SourceRead::default()
+            });
+        }
+    }
+    let checkpoint = |lines: u64| SourceCheckpoint {
+        source_uri: context.source_uri.clone(),
+        offset: bytes,
+        lines,
+        prefix_blake3: fingerprint.clone(),
+        file_id: crate::checkpoint::file_id(&source.path),
+        pending_bytes: 0,
+    };
     let whole = |result: Result<(Vec<Event>, crate::jsonl::ReadStats), String>| {
         result
             .map(|(events, stats)| SourceRead {
+                checkpoint: Some(checkpoint(stats.lines)),
+                reread_reason: previous.map(|_| "changed since the last ingest".to_string()),
                 events,
                 stats,
                 ..SourceRead::default()
@@ -350,6 +461,10 @@ fn read_source(
                 whole(state_store::read_state_store(path, context).map_err(|e| e.to_string()))
             }
         }
+        SourceKind::ExportBundle => {
+            let dir = source.path.parent().unwrap_or(source.path.as_path());
+            whole(trajectory_events::read_export_bundle(dir, context).map_err(|e| e.to_string()))
+        }
         SourceKind::SessionStore => {
             let mut bytes = Vec::new();
             crate::discover::open_decoded(&source.path)?.read_to_end(&mut bytes)?;
@@ -360,6 +475,47 @@ fn read_source(
             source.kind.name()
         ))),
     }
+}
+
+/// Size and blake3 of everything a whole-file source is read from: the file
+/// (a bundle: its directory's files), plus a SQLite store's `-wal`.
+fn whole_file_fingerprint(source: &Source) -> std::io::Result<(u64, String)> {
+    let mut files = vec![source.path.clone()];
+    match source.kind {
+        SourceKind::AgentStore | SourceKind::StateStore => {
+            let name = source
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let wal = match name.strip_suffix(".zst") {
+                Some(stem) => source.path.with_file_name(format!("{stem}-wal.zst")),
+                None => source.path.with_file_name(format!("{name}-wal")),
+            };
+            files.push(wal);
+        }
+        SourceKind::ExportBundle => {
+            if let Some(dir) = source.path.parent() {
+                let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file() && p != &source.path)
+                    .collect();
+                entries.sort();
+                files.extend(entries);
+            }
+        }
+        _ => {}
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    for file in files {
+        let Ok(mut reader) = std::fs::File::open(&file) else {
+            continue;
+        };
+        total += std::io::copy(&mut reader, &mut hasher)?;
+    }
+    Ok((total, hasher.finalize().to_hex().to_string()))
 }
 
 /// A `.sqlite.zst` (as archived or shipped in fixtures) decompressed into a
@@ -386,6 +542,35 @@ fn unpack_sqlite(path: &Path) -> std::io::Result<Option<(tempfile::TempDir, Path
         )?;
     }
     Ok(Some((dir, target)))
+}
+
+/// Reads `sessionId -> (sessionKey, channel)` from a `sessions.json` snapshot.
+fn learn_session_routing(path: &Path, routing: &mut HashMap<String, (String, Option<String>)>) {
+    let mut bytes = Vec::new();
+    let read = crate::discover::open_decoded(path).and_then(|mut r| r.read_to_end(&mut bytes));
+    if read.is_ok() {
+        routing.extend(session_store::session_channels(&bytes));
+    }
+}
+
+/// Fills `session_key` and `channel` on events of sessions a `sessions.json`
+/// read in this run knows, where the reader left them empty.
+fn fill_session_routing(events: &mut [Event], routing: &HashMap<String, (String, Option<String>)>) {
+    if routing.is_empty() {
+        return;
+    }
+    for event in events {
+        let Some((key, channel)) = event.session_id.as_deref().and_then(|id| routing.get(id))
+        else {
+            continue;
+        };
+        if event.session_key.is_none() {
+            event.session_key = Some(key.clone());
+        }
+        if event.channel.is_none() {
+            event.channel.clone_from(channel);
+        }
+    }
 }
 
 /// Reads provider base URLs from an OpenClaw config file into the locality table.

@@ -29,7 +29,9 @@ use crate::discover::open_decoded;
 use crate::jsonl::{read_lines, LineParser, ReadStats, SourceContext};
 use crate::lines::Lines;
 use crate::openclaw::transcript::{self, TranscriptParser};
-use crate::openclaw::{cron_run_log, gateway_log};
+use crate::openclaw::{
+    cache_trace, commands_log, config_audit, cron_run_log, gateway_log, trajectory_events,
+};
 
 /// The kinds of source `trajectory ingest` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -166,29 +168,26 @@ pub fn is_sniffable_name(name: &str) -> bool {
         || name.ends_with(".log")
 }
 
-/// The kind of a JSONL file from its first line.
+/// The kind of a JSONL file from its first line, using each reader's own check.
 pub fn classify_by_first_line(first_line: &[u8]) -> Option<SourceKind> {
-    if transcript::is_session_header(first_line) {
-        return Some(SourceKind::Transcript);
+    let line = first_line.strip_suffix(b"\n").unwrap_or(first_line);
+    if transcript::is_session_header(line) {
+        Some(SourceKind::Transcript)
+    } else if trajectory_events::looks_like_trajectory_events(line) {
+        Some(SourceKind::TrajectoryEvents)
+    } else if gateway_log::looks_like_gateway_log(line) {
+        Some(SourceKind::GatewayLog)
+    } else if cron_run_log::looks_like_cron_run_log(line) {
+        Some(SourceKind::CronRunLog)
+    } else if config_audit::looks_like_config_audit(line) {
+        Some(SourceKind::ConfigAudit)
+    } else if cache_trace::looks_like_cache_trace(line) {
+        Some(SourceKind::CacheTrace)
+    } else if commands_log::looks_like_commands_log(line) {
+        Some(SourceKind::CommandsLog)
+    } else {
+        None
     }
-    let value: serde_json::Value = serde_json::from_slice(first_line).ok()?;
-    let object = value.as_object()?;
-    if object.get("traceSchema").and_then(|v| v.as_str()) == Some("openclaw-trajectory") {
-        return Some(SourceKind::TrajectoryEvents);
-    }
-    if object.contains_key("_meta") && object.contains_key("0") {
-        return Some(SourceKind::GatewayLog);
-    }
-    if object.contains_key("jobId") && object.contains_key("action") {
-        return Some(SourceKind::CronRunLog);
-    }
-    if object.get("source").and_then(|v| v.as_str()) == Some("config-io") {
-        return Some(SourceKind::ConfigAudit);
-    }
-    if object.contains_key("stage") && object.contains_key("seq") {
-        return Some(SourceKind::CacheTrace);
-    }
-    None
 }
 
 /// Reads the first line of a (possibly zstd) file, at most 1 MiB.
@@ -220,6 +219,12 @@ fn parser_for<'a>(
         SourceKind::Transcript => Some(Box::new(TranscriptParser::new(context))),
         SourceKind::GatewayLog => Some(Box::new(gateway_log::GatewayLogParser::new(context))),
         SourceKind::CronRunLog => Some(Box::new(cron_run_log::CronRunLogParser::new(context))),
+        SourceKind::CacheTrace => Some(Box::new(cache_trace::CacheTraceParser::new(context))),
+        SourceKind::CommandsLog => Some(Box::new(commands_log::CommandsLogParser::new(context))),
+        SourceKind::ConfigAudit => Some(Box::new(config_audit::ConfigAuditParser::new(context))),
+        SourceKind::TrajectoryEvents => Some(Box::new(
+            trajectory_events::TrajectoryParser::runtime(context),
+        )),
         _ => None,
     }
 }

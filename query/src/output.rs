@@ -140,15 +140,15 @@ mod tests {
     fn formats_render_rows() {
         let b = batch();
         let json: serde_json::Value =
-            serde_json::from_str(&render(OutputFormat::Json, &[b.clone()])).unwrap();
+            serde_json::from_str(&render(OutputFormat::Json, std::slice::from_ref(&b))).unwrap();
         assert_eq!(json[0]["n"], 1);
         assert_eq!(json[0]["s"], "a,b");
         assert_eq!(json.as_array().unwrap().len(), 2);
         assert_eq!(
-            render(OutputFormat::Ndjson, &[b.clone()]).lines().count(),
+            render(OutputFormat::Ndjson, std::slice::from_ref(&b)).lines().count(),
             2
         );
-        let csv = render(OutputFormat::Csv, &[b.clone()]);
+        let csv = render(OutputFormat::Csv, std::slice::from_ref(&b));
         assert!(csv.starts_with("n,s\n1,\"a,b\"\n"), "{csv}");
         assert!(render(OutputFormat::Table, &[b]).contains("| a,b |"));
     }

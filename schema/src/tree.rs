@@ -30,10 +30,13 @@ pub fn active_branch<'a>(nodes: &[TreeNode<'a>]) -> HashSet<&'a str> {
     let mut on_branch = HashSet::new();
     let mut current = Some(leaf.entry_id);
     while let Some(id) = current {
+        let Some(parent) = parents.get(id) else {
+            break; // a parent absent from the file: the path ends here
+        };
         if !on_branch.insert(id) {
             break;
         }
-        current = parents.get(id).copied().flatten();
+        current = *parent;
     }
     on_branch
 }

@@ -58,7 +58,10 @@ fn follow_picks_up_appends_new_files_and_rotation_then_stops_on_sigterm() {
     assert_eq!(wait_for(&ws, users, 1), 1);
 
     // An append to the live file.
-    let mut file = std::fs::OpenOptions::new().append(true).open(&live).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap();
     writeln!(file, "{}", line("u2", "u1", "two")).unwrap();
     drop(file);
     assert_eq!(wait_for(&ws, users, 2), 2);
@@ -97,7 +100,11 @@ fn follow_picks_up_appends_new_files_and_rotation_then_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let output = child.wait_with_output().unwrap();
-    assert!(exit.success(), "exit {exit:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        exit.success(),
+        "exit {exit:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("stopped"));
     assert_eq!(ws.count(users), 4);
     assert_eq!(

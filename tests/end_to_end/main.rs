@@ -7,5 +7,6 @@ mod harness;
 mod export;
 mod follow;
 mod ingest;
+mod redaction;
 mod report;
 mod sql;

@@ -599,8 +599,13 @@ fn without_image_bytes(value: &Value) -> Value {
 /// `"status":"error"`, else `ok`.
 fn tool_status(message: &Map<String, Value>, is_error: Option<bool>, text: Option<&str>) -> String {
     let details = message.get("details");
-    let exit_code = details.and_then(|d| d.get("exitCode")).and_then(Value::as_i64);
-    if let Some(status) = details.and_then(|d| d.get("status")).and_then(Value::as_str) {
+    let exit_code = details
+        .and_then(|d| d.get("exitCode"))
+        .and_then(Value::as_i64);
+    if let Some(status) = details
+        .and_then(|d| d.get("status"))
+        .and_then(Value::as_str)
+    {
         // OpenClaw's exec reports a command that exited non-zero as
         // `status:"completed"` with `isError:false`; the exit code tells.
         if exit_code.is_some_and(|code| code != 0) && matches!(status, "completed" | "ok") {
@@ -778,8 +783,13 @@ mod tests {
         #[derive(Debug, Clone)]
         enum Spec {
             User(String),
-            Assistant { provider: &'static str, tool_calls: usize },
-            ToolResult { is_error: bool },
+            Assistant {
+                provider: &'static str,
+                tool_calls: usize,
+            },
+            ToolResult {
+                is_error: bool,
+            },
             ModelChange,
             Custom,
             UnknownType,
@@ -801,7 +811,10 @@ mod tests {
 
             fn render(&self, n: usize) -> Vec<u8> {
                 let id = format!("e{n}");
-                let base = format!(r#""id":"{id}","parentId":null,"timestamp":"2026-01-01T00:00:{:02}.000Z""#, n % 60);
+                let base = format!(
+                    r#""id":"{id}","parentId":null,"timestamp":"2026-01-01T00:00:{:02}.000Z""#,
+                    n % 60
+                );
                 match self {
                     Spec::User(text) => serde_json::json!({"type":"message","id":id,"parentId":null,
                         "message":{"role":"user","content":text}}).to_string().into_bytes(),
@@ -836,8 +849,14 @@ mod tests {
         fn spec() -> impl Strategy<Value = Spec> {
             prop_oneof![
                 any::<String>().prop_map(Spec::User),
-                (prop::sample::select(vec!["ollama", "anthropic", "openclaw", "custom-x"]), 0usize..6)
-                    .prop_map(|(provider, tool_calls)| Spec::Assistant { provider, tool_calls }),
+                (
+                    prop::sample::select(vec!["ollama", "anthropic", "openclaw", "custom-x"]),
+                    0usize..6
+                )
+                    .prop_map(|(provider, tool_calls)| Spec::Assistant {
+                        provider,
+                        tool_calls
+                    }),
                 any::<bool>().prop_map(|is_error| Spec::ToolResult { is_error }),
                 Just(Spec::ModelChange),
                 Just(Spec::Custom),
