@@ -27,7 +27,8 @@ pub fn default_store() -> Result<String> {
 
 /// Existing OpenClaw / pi state directories: `$OPENCLAW_STATE_DIR`,
 /// `~/.openclaw`, profiles `~/.openclaw-*`, legacy `~/.clawdbot` and
-/// `~/.moltbot`, and pi's `~/.pi/agent/sessions`.
+/// `~/.moltbot`, pi's `~/.pi/agent/sessions`, and the gateway log
+/// directories `/tmp/openclaw`, `/tmp/clawdbot`, `/tmp/moltbot`.
 pub fn openclaw_state_dirs() -> Vec<PathBuf> {
     let mut found = Vec::new();
     if let Some(dir) = std::env::var_os("OPENCLAW_STATE_DIR").map(PathBuf::from) {
@@ -47,6 +48,9 @@ pub fn openclaw_state_dirs() -> Vec<PathBuf> {
         found.push(home.join(".clawdbot"));
         found.push(home.join(".moltbot"));
         found.push(home.join(".pi/agent/sessions"));
+    }
+    for logs in ["/tmp/openclaw", "/tmp/clawdbot", "/tmp/moltbot"] {
+        found.push(PathBuf::from(logs));
     }
     found.retain(|p| p.is_dir());
     found.dedup();

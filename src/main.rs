@@ -100,8 +100,8 @@ async fn run_ingest(store: &EventStore, config: &config::Config, args: IngestArg
         if found.is_empty() {
             bail!(
                 "no PATH given and no OpenClaw or pi state found (looked for $OPENCLAW_STATE_DIR, \
-                 ~/.openclaw, ~/.openclaw-*, ~/.clawdbot, ~/.moltbot, ~/.pi/agent/sessions); \
-                 pass the files or directories to read"
+                 ~/.openclaw, ~/.openclaw-*, ~/.clawdbot, ~/.moltbot, ~/.pi/agent/sessions, \
+                 /tmp/openclaw); pass the files or directories to read"
             );
         }
         eprintln!("reading from:");

@@ -5,6 +5,7 @@
 //! `COPY`, no `SET`), not by inspecting the query text, so no statement can
 //! write or create anything through `trajectory sql`.
 
+pub mod active_branch;
 pub mod output;
 pub mod views;
 
@@ -114,6 +115,10 @@ impl QueryEngine {
         for (name, sql) in views::view_definitions() {
             ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;
         }
+        ctx.register_table(
+            active_branch::ACTIVE_BRANCH,
+            std::sync::Arc::new(active_branch::ActiveBranchTable::new(ctx.clone())),
+        )?;
         Ok(QueryEngine {
             ctx,
             events_version,

@@ -145,7 +145,9 @@ mod tests {
         assert_eq!(json[0]["s"], "a,b");
         assert_eq!(json.as_array().unwrap().len(), 2);
         assert_eq!(
-            render(OutputFormat::Ndjson, std::slice::from_ref(&b)).lines().count(),
+            render(OutputFormat::Ndjson, std::slice::from_ref(&b))
+                .lines()
+                .count(),
             2
         );
         let csv = render(OutputFormat::Csv, std::slice::from_ref(&b));

@@ -133,3 +133,45 @@ fn as_of_reads_an_earlier_version() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--as-of"));
 }
+
+#[test]
+fn active_branch_marks_abandoned_siblings() {
+    // pi 0.73.1 wrote this session with in-file branches (/tree navigation).
+    let file = examples()
+        .join("real-run/pi-0.73.1/sessions/2026-11-22T02-29-54-390Z_01a20116-b255-7109-bea9-cf95a5d8c9a5.jsonl");
+    // Independent answer: walk parentId from the last entry of the file.
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let parents: std::collections::HashMap<&str, Option<&str>> = entries
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["parentId"].as_str()))
+        .collect();
+    let mut on_path = std::collections::HashSet::new();
+    let mut current = entries.last().and_then(|e| e["id"].as_str());
+    while let Some(id) = current {
+        on_path.insert(id);
+        current = parents.get(id).copied().flatten();
+    }
+    let abandoned_entries = entries.len() - on_path.len();
+    assert!(abandoned_entries > 0, "the fixture has branches");
+
+    let ws = Workspace::new();
+    ws.ingest(&[&file]);
+    let rows = ws.sql(
+        "SELECT count(DISTINCT b.entry_id) AS n FROM active_branch b \
+         JOIN events e ON e.event_id = b.event_id \
+         WHERE NOT b.on_active_branch AND e.kind <> 'session_start'",
+    );
+    assert_eq!(rows[0]["n"].as_u64().unwrap() as usize, abandoned_entries);
+    // Every event of the tree has an answer.
+    assert_eq!(
+        ws.count("SELECT count(*) FROM active_branch"),
+        ws.count(
+            "SELECT count(*) FROM events WHERE entry_id IS NOT NULL AND kind <> 'quarantined'"
+        )
+    );
+}
