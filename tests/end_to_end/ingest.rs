@@ -416,3 +416,41 @@ fn locality_comes_from_base_urls_and_config_overrides() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("moon"));
 }
+
+#[test]
+fn without_a_path_the_openclaw_state_dirs_are_found_and_printed() {
+    let ws = Workspace::new();
+    let home = ws.path("home");
+    copy_dir(
+        &examples().join("real-run/openclaw-2026.5.28"),
+        &home.join(".openclaw-work"),
+    );
+    copy_dir(
+        &examples().join("real-run/pi-0.73.1/sessions"),
+        &home.join(".pi/agent/sessions"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trajectory"))
+        .arg("--store")
+        .arg(ws.store())
+        .args(["ingest", "--json"])
+        .env("HOME", &home)
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("TRAJECTORY_STORE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reading from:"), "{stderr}");
+    assert!(
+        stderr.contains(".openclaw-work"),
+        "profiles are found: {stderr}"
+    );
+    assert!(stderr.contains(".pi/agent/sessions"), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["events_added"].as_i64().unwrap() > 100, "{summary}");
+    assert!(ws.count("SELECT count(*) FROM events WHERE source = 'openclaw_cron_run_log'") > 0);
+}
