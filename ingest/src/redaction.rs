@@ -721,8 +721,10 @@ fn accepts(
             if odd_backslashes_before(text, key.start()) {
                 key_text = key_text.get(1..).unwrap_or("");
             }
+            let unquoted = caps.get(4).is_some_and(|m| m.end() == end);
             key_is_sensitive(key_text.trim_start_matches('-'))
                 && value_plausible(secret)
+                && !(unquoted && looks_like_code(secret, next))
                 && !(rule.check == Check::Flag && secret.starts_with('-'))
         }
         Check::Custom => !secret
@@ -978,6 +980,27 @@ fn value_plausible(value: &str) -> bool {
     let mut chars = value.chars();
     let first = chars.next();
     !chars.all(|c| Some(c) == first)
+}
+
+/// An unquoted value that is an expression in source code rather than a
+/// literal secret: `const apiKey = await getKey()`, `result.apiKey = args[i]`,
+/// `token: options.token`. Such values are identifiers (letters and `_`, no
+/// digits) shorter than 16 characters, property paths (`options.token`), or
+/// are followed by `(`, `[` or `.`.
+/// Literal secrets in code are quoted and still masked.
+fn looks_like_code(value: &str, next: Option<u8>) -> bool {
+    if matches!(next, Some(b'(' | b'[' | b'.')) {
+        return true;
+    }
+    let identifier = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+    };
+    // `options.token`, `this.config.apiKey`: a property path.
+    let path = value.contains('.') && value.split('.').all(identifier);
+    path || (identifier(value) && value.chars().count() < 16)
 }
 
 fn url_password_plausible(password: &str) -> bool {
@@ -1428,6 +1451,32 @@ mod tests {
         let (out, counts) = redact(&format!("https://x-access-token:{GITHUB}@github.com/o/r"));
         assert_gone(&out, GITHUB);
         assert_eq!(rules_of(&counts), vec!["github_token"]);
+    }
+
+    #[test]
+    fn code_expressions_after_sensitive_names_are_not_masked() {
+        let redactor = redactor();
+        for code in [
+            "const apiKey = await getApiKey(provider);",
+            "result.apiKey = args[++i];",
+            "getApiKey: async () => key,",
+            "token: options.token,",
+            "const hasApiKey = Boolean(x);",
+        ] {
+            let (out, counts) = redactor.redact_text(code);
+            assert!(counts.is_empty(), "{code} -> {out}");
+        }
+        for secret in [
+            "API_KEY=Zq3xT8vLm2Nc7Rk4",
+            "const apiKey = \"Zq3xT8vLm2\";",
+            "password: correcthorsebattery",
+        ] {
+            let (out, _) = redactor.redact_text(secret);
+            assert!(
+                out.contains("[REDACTED:sensitive_assignment:"),
+                "{secret} -> {out}"
+            );
+        }
     }
 
     #[test]
