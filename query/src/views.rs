@@ -78,7 +78,8 @@ pub fn view_definitions() -> Vec<(&'static str, String)> {
                  coalesce(messages_sent, 0) AS messages_sent, \
                  coalesce(user_messages_sent, 0) AS user_messages_sent, \
                  coalesce(tool_results_sent, 0) AS tool_results_sent, \
-                 coalesce(text_bytes_sent, 0) AS text_bytes_sent \
+                 coalesce(text_bytes_sent, 0) AS text_bytes_sent, \
+                 'transcript' AS evidence \
                  FROM (SELECT *, \
                    sum(CASE WHEN kind IN ({MESSAGE_KINDS}) THEN 1 ELSE 0 END) OVER w AS messages_sent, \
                    sum(CASE WHEN kind = 'user_message' THEN 1 ELSE 0 END) OVER w AS user_messages_sent, \
@@ -86,9 +87,17 @@ pub fn view_definitions() -> Vec<(&'static str, String)> {
                    sum(CASE WHEN kind IN ({MESSAGE_KINDS}) THEN octet_length(coalesce(text, '')) ELSE 0 END) \
                      OVER w AS text_bytes_sent \
                    FROM events WHERE session_id IS NOT NULL AND kind <> 'quarantined' \
+                     AND source = 'openclaw_transcript' \
                    WINDOW w AS (PARTITION BY session_id ORDER BY seq \
                      RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) e \
-                 WHERE kind = 'llm_call' AND locality = 'cloud'"
+                 WHERE kind = 'llm_call' AND locality = 'cloud' \
+                 UNION ALL \
+                 SELECT event_id, ts, date, agent_id, session_id, seq, provider, model, api, \
+                 CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), \
+                 CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), \
+                 CAST(octet_length(coalesce(text, '')) AS BIGINT), 'cache_trace' \
+                 FROM events WHERE source = 'openclaw_cache_trace' AND role = 'stream:context' \
+                   AND locality = 'cloud'"
             ),
         ),
         (

@@ -175,3 +175,26 @@ fn active_branch_marks_abandoned_siblings() {
         )
     );
 }
+
+#[test]
+fn cache_traces_feed_cloud_exposure() {
+    let ws = Workspace::new();
+    let logs = ws.path("home/.openclaw/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // The documented cache-trace shape (formats doc §3.5); OpenClaw writes it
+    // with OPENCLAW_CACHE_TRACE=1.
+    let line = r#"{"runId":"run-1","sessionId":"sess-1","sessionKey":"agent:ops:main","provider":"anthropic","modelId":"claude-sonnet-4-5","modelApi":"anthropic-messages","ts":"2026-04-10T08:00:01.500+02:00","seq":5,"stage":"stream:context","system":"You are a personal assistant.","messages":[{"role":"user","content":[{"type":"text","text":"read the contract"}]},{"role":"toolResult","toolCallId":"c1","toolName":"read","content":[{"type":"text","text":"CONTRACT TEXT"}],"isError":false}],"messageCount":2}"#;
+    let local = line
+        .replace("\"anthropic\"", "\"ollama\"")
+        .replace("\"seq\":5", "\"seq\":6");
+    std::fs::write(logs.join("cache-trace.jsonl"), format!("{line}\n{local}\n")).unwrap();
+    ws.ingest(&[&ws.path("home")]);
+    let rows = ws.sql("SELECT session_id, provider, text_bytes_sent, evidence FROM cloud_exposure");
+    assert_eq!(rows.len(), 1, "only the cloud context counts: {rows:?}");
+    assert_eq!(rows[0]["evidence"], "cache_trace");
+    assert_eq!(rows[0]["provider"], "anthropic");
+    assert!(
+        rows[0]["text_bytes_sent"].as_i64().unwrap()
+            >= "read the contract\nCONTRACT TEXT".len() as i64
+    );
+}
