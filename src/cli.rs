@@ -56,7 +56,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Transcript files (*.jsonl, archived *.jsonl.deleted.*, *.zst) or directories to walk.
-    /// Without PATH: the OpenClaw and pi state directories found in $HOME.
+    /// Without PATH: the OpenClaw and pi state directories found in $HOME
+    /// ($OPENCLAW_STATE_DIR, ~/.openclaw, profiles, legacy names, ~/.pi) and /tmp/openclaw.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 

@@ -73,7 +73,7 @@ impl Config {
                     "unknown" => Locality::Unknown,
                     "internal" => Locality::Internal,
                     other => bail!(
-                        "config [locality] {provider} = {other:?}: use \"local\", \"cloud\" or \"unknown\""
+                        "config [locality] {provider} = {other:?}: use \"local\", \"cloud\", \"internal\" or \"unknown\""
                     ),
                 };
                 Ok((provider.clone(), locality))

@@ -101,7 +101,7 @@ async fn run_ingest(store: &EventStore, config: &config::Config, args: IngestArg
             bail!(
                 "no PATH given and no OpenClaw or pi state found (looked for $OPENCLAW_STATE_DIR, \
                  ~/.openclaw, ~/.openclaw-*, ~/.clawdbot, ~/.moltbot, ~/.pi/agent/sessions, \
-                 /tmp/openclaw); pass the files or directories to read"
+                 /tmp/openclaw, /tmp/clawdbot, /tmp/moltbot); pass the files or directories to read"
             );
         }
         eprintln!("reading from:");

@@ -26,8 +26,8 @@ pub struct SkippedFile {
 /// What discovery found.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
-    /// Sources to read, sorted by (kind, path): config first, so base URLs
-    /// are known before any event is classified.
+    /// Sources to read: config files first (so base URLs are known before
+    /// any event is classified), then by path.
     pub sources: Vec<Source>,
     pub skipped: Vec<SkippedFile>,
 }
@@ -162,13 +162,17 @@ pub fn agent_id_from_path(path: &Path) -> Option<String> {
         .map(|w| w[1].to_string())
 }
 
-/// The session id hint from a file name: the part before `.jsonl`.
+/// The session id hint from a file name: the part before `.trajectory.jsonl`
+/// or `.jsonl`.
 pub fn session_id_from_file_name(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match name.find(".jsonl") {
+    match name
+        .find(".trajectory.jsonl")
+        .or_else(|| name.find(".jsonl"))
+    {
         Some(end) => name[..end].to_string(),
         None => name,
     }

@@ -221,8 +221,13 @@ pub async fn ingest(
         let context = SourceContext {
             source_uri: source_uri.clone(),
             agent_id: agent_id_from_path(&source.path),
-            session_id_hint: (source.kind == SourceKind::Transcript)
-                .then(|| session_id_from_file_name(&source.path)),
+            // The file stem names the session (transcripts, trajectory
+            // sidecars) or the cron job (run logs) when records do not.
+            session_id_hint: matches!(
+                source.kind,
+                SourceKind::Transcript | SourceKind::TrajectoryEvents | SourceKind::CronRunLog
+            )
+            .then(|| session_id_from_file_name(&source.path)),
             ingest_id: ingest_id.clone(),
             ingested_at,
             max_line_bytes: options.max_line_bytes,

@@ -454,3 +454,20 @@ fn without_a_path_the_openclaw_state_dirs_are_found_and_printed() {
     assert!(summary["events_added"].as_i64().unwrap() > 100, "{summary}");
     assert!(ws.count("SELECT count(*) FROM events WHERE source = 'openclaw_cron_run_log'") > 0);
 }
+
+#[test]
+fn identical_log_lines_appended_later_are_two_events() {
+    let ws = Workspace::new();
+    let dir = ws.path("tmp-openclaw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("openclaw-2026-06-01.log");
+    let line = r#"{"0":"{\"subsystem\":\"gateway/ws\"}","1":"client connected","_meta":{"runtime":"node","name":"{\"subsystem\":\"gateway/ws\"}","parentNames":["openclaw"],"date":"2026-06-01T09:00:04.000Z","logLevelId":3,"logLevelName":"INFO"},"time":"2026-06-01T09:00:04.000Z"}"#;
+    std::fs::write(&log, format!("{line}\n")).unwrap();
+    ws.ingest(&[&dir]);
+    // Another process logs the very same bytes; the next run resumes after the first.
+    std::fs::write(&log, format!("{line}\n{line}\n")).unwrap();
+    let second = ws.ingest(&[&dir]);
+    assert_eq!(second["per_file"][0]["mode"], "resumed");
+    assert_eq!(second["events_added"], 1);
+    assert_eq!(ws.count("SELECT count(*) FROM events WHERE kind = 'log_record'"), 2);
+}

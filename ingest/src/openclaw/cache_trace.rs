@@ -41,9 +41,9 @@
 //! `messages` that is not an array is quarantined. Other fields of the wrong
 //! type are left out of their column and kept in `attributes`.
 //!
-//! Event ids: blake3 of (`openclaw_cache_trace`, line sha256, occurrence of
-//! that sha256 in the file), as for the gateway log: the same bytes give the
-//! same id in any file.
+//! Event ids: blake3 of (`openclaw_cache_trace`, line sha256, byte offset of
+//! the line), as for the gateway log: a renamed or copied file dedupes, and
+//! identical lines stay apart across resumed reads.
 
 use std::io::{self, BufRead};
 
@@ -56,7 +56,6 @@ use crate::jsonl::{
 };
 use crate::locality::locality_of_provider;
 use crate::openclaw::commands_log::agent_id_from_session_key;
-use crate::openclaw::gateway_log::LineOccurrences;
 
 /// The `source` column value of events from this reader.
 pub const SOURCE: &str = "openclaw_cache_trace";
@@ -95,16 +94,12 @@ pub fn looks_like_cache_trace(first_line: &[u8]) -> bool {
 /// Parser state for one cache-trace file.
 pub struct CacheTraceParser<'a> {
     context: &'a SourceContext,
-    occurrences: LineOccurrences,
 }
 
 impl<'a> CacheTraceParser<'a> {
     /// A parser for one file.
     pub fn new(context: &'a SourceContext) -> CacheTraceParser<'a> {
-        CacheTraceParser {
-            context,
-            occurrences: LineOccurrences::default(),
-        }
+        CacheTraceParser { context }
     }
 }
 
@@ -134,7 +129,7 @@ impl LineParser for CacheTraceParser<'_> {
             Some(Value::Array(messages)) => Some(messages.as_slice()),
             Some(_) => return Err("`messages` is not an array".into()),
         };
-        let occurrence = self.occurrences.next(&record.sha256).to_string();
+        let occurrence = record.line.offset.to_string();
         let mut event = line_event(
             self.context,
             SOURCE,

@@ -21,9 +21,9 @@
 //! | the whole line (`senderId`, `source`, …) | `attributes` |
 //!
 //! A line without a string `action` or a readable `timestamp` is quarantined.
-//! Event ids: blake3 of (`openclaw_commands_log`, line sha256, occurrence of
-//! that sha256 in the file): two identical lines (the same command twice in
-//! one millisecond) stay two events; a copy of the file dedupes.
+//! Event ids: blake3 of (`openclaw_commands_log`, line sha256, byte offset of
+//! the line): two identical lines (the same command twice in one millisecond)
+//! stay two events; a copy of the file dedupes.
 
 use std::io::{self, BufRead};
 
@@ -33,7 +33,6 @@ use trajectory_schema::{Event, EventKind};
 use crate::jsonl::{
     line_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats, SourceContext,
 };
-use crate::openclaw::gateway_log::LineOccurrences;
 
 /// The `source` column value of events from this reader.
 pub const SOURCE: &str = "openclaw_commands_log";
@@ -77,16 +76,12 @@ pub fn agent_id_from_session_key(session_key: &str) -> Option<String> {
 /// Parser state for one command log.
 pub struct CommandsLogParser<'a> {
     context: &'a SourceContext,
-    occurrences: LineOccurrences,
 }
 
 impl<'a> CommandsLogParser<'a> {
     /// A parser for one file.
     pub fn new(context: &'a SourceContext) -> CommandsLogParser<'a> {
-        CommandsLogParser {
-            context,
-            occurrences: LineOccurrences::default(),
-        }
+        CommandsLogParser { context }
     }
 }
 
@@ -111,7 +106,7 @@ impl LineParser for CommandsLogParser<'_> {
             .filter(|v| v.is_string())
             .and_then(parse_time)
             .ok_or("`timestamp` is missing or not an ISO time")?;
-        let occurrence = self.occurrences.next(&record.sha256).to_string();
+        let occurrence = record.line.offset.to_string();
         let mut event = line_event(
             self.context,
             SOURCE,

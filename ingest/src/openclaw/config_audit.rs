@@ -26,8 +26,8 @@
 //! (`--token …`); masking them is the redaction pass's job, not this reader's.
 //!
 //! A line without a string `event` or a readable `ts` is quarantined. Event
-//! ids: blake3 of (`openclaw_config_audit`, line sha256, occurrence of that
-//! sha256 in the file).
+//! ids: blake3 of (`openclaw_config_audit`, line sha256, byte offset of the
+//! line).
 
 use std::io::{self, BufRead};
 
@@ -37,7 +37,6 @@ use trajectory_schema::{Event, EventKind};
 use crate::jsonl::{
     line_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats, SourceContext,
 };
-use crate::openclaw::gateway_log::LineOccurrences;
 
 /// The `source` column value of events from this reader.
 pub const SOURCE: &str = "openclaw_config_audit";
@@ -70,16 +69,12 @@ pub fn looks_like_config_audit(first_line: &[u8]) -> bool {
 /// Parser state for one config audit log.
 pub struct ConfigAuditParser<'a> {
     context: &'a SourceContext,
-    occurrences: LineOccurrences,
 }
 
 impl<'a> ConfigAuditParser<'a> {
     /// A parser for one file.
     pub fn new(context: &'a SourceContext) -> ConfigAuditParser<'a> {
-        ConfigAuditParser {
-            context,
-            occurrences: LineOccurrences::default(),
-        }
+        ConfigAuditParser { context }
     }
 }
 
@@ -104,7 +99,7 @@ impl LineParser for ConfigAuditParser<'_> {
             .filter(|v| v.is_string())
             .and_then(parse_time)
             .ok_or("`ts` is missing or not an ISO time")?;
-        let occurrence = self.occurrences.next(&record.sha256).to_string();
+        let occurrence = record.line.offset.to_string();
         let mut event = line_event(
             self.context,
             SOURCE,

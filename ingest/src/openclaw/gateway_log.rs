@@ -47,17 +47,15 @@
 //! `_log` (left out if the meta itself has a `_log` key; `raw` keeps it). The
 //! `_meta` header (runtime, hostname, source path) is left to `raw`.
 //!
-//! Event ids: blake3 of (`openclaw_gateway_log`, line sha256, occurrence),
-//! where occurrence counts earlier lines of the same file with the same
-//! sha256. No file identity goes in: the file is renamed on rotation and
-//! several processes append to it, so the same bytes must give the same id
-//! wherever they are found; re-reading a grown file keeps the ids of its
-//! prefix. The line already holds the record's time (ms) and its whole
-//! content, so the time is not hashed again. Two byte-identical lines in one
-//! file are two records (different processes logging the same thing in the
-//! same millisecond; the real 2026.9.6 log has 3 such pairs), so the
-//! occurrence number keeps both; the same line found in two files (a copy of
-//! a rotated file) dedupes.
+//! Event ids: blake3 of (`openclaw_gateway_log`, line sha256, byte offset
+//! of the line). No file name goes in: the file is renamed on rotation, and a
+//! renamed or copied file keeps its bytes at the same offsets, so it dedupes;
+//! re-reading a grown file from its checkpoint keeps the ids of its prefix.
+//! The line already holds the record's time (ms) and its whole content. Two
+//! byte-identical lines in one file are two records (different processes
+//! logging the same thing in the same millisecond; the real 2026.9.6 log has
+//! 3 such pairs), and their offsets keep them apart, also when the second one
+//! is read by a later, resumed run.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead};
@@ -117,35 +115,6 @@ pub fn looks_like_gateway_log(first_line: &[u8]) -> bool {
     };
     (meta.contains_key("date") || meta.contains_key("logLevelId"))
         && (object.contains_key("0") || object.contains_key("message"))
-}
-
-/// Counts how often each line content was seen in one file, so that
-/// byte-identical lines get distinct, stable event ids.
-#[derive(Debug, Default)]
-pub struct LineOccurrences {
-    seen: HashMap<u128, u32>,
-}
-
-impl LineOccurrences {
-    /// How many earlier lines had this sha256 (hex); 0 for the first.
-    pub fn next(&mut self, sha256_hex: &str) -> u32 {
-        // 128 bits of a sha256 are plenty to tell lines apart and keep the
-        // table small for 100 MB logs.
-        let key = sha256_hex
-            .get(..32)
-            .and_then(|prefix| u128::from_str_radix(prefix, 16).ok())
-            .unwrap_or_else(|| u128::from_le_bytes(blake3_16(sha256_hex.as_bytes())));
-        let count = self.seen.entry(key).or_insert(0);
-        let occurrence = *count;
-        *count += 1;
-        occurrence
-    }
-}
-
-fn blake3_16(bytes: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
-    out
 }
 
 /// The positional arguments of a tslog record, classified by type.
@@ -225,7 +194,6 @@ fn binding_of(value: &Value, logger_name: Option<&str>) -> Option<Map<String, Va
 /// Parser state for one gateway log file.
 pub struct GatewayLogParser<'a> {
     context: &'a SourceContext,
-    occurrences: LineOccurrences,
     last_ts: Option<DateTime<Utc>>,
     /// Records without a readable `_meta.date` / `time`.
     untimed: u64,
@@ -253,7 +221,7 @@ impl LineParser for GatewayLogParser<'_> {
         let logger_name = header.and_then(|h| h.get("name")).and_then(Value::as_str);
         let args = split_positional(&object, logger_name);
         let ts = self.record_time(header, &object);
-        let occurrence = self.occurrences.next(&record.sha256).to_string();
+        let occurrence = record.line.offset.to_string();
         let kind = if is_fallback_decision(&args) {
             EventKind::FallbackDecision
         } else {
@@ -349,7 +317,6 @@ impl<'a> GatewayLogParser<'a> {
     pub fn new(context: &'a SourceContext) -> GatewayLogParser<'a> {
         GatewayLogParser {
             context,
-            occurrences: LineOccurrences::default(),
             last_ts: None,
             untimed: 0,
         }
