@@ -78,7 +78,8 @@ pub fn trl_sft_schema() -> SchemaRef {
 const EVENTS_QUERY: &str =
     "SELECT session_id, agent_id, event_id, kind, entry_id, parent_id, seq, \
      text, content, tool_call_id, tool_name, tool_args, stop_reason, error \
-     FROM events WHERE session_id IS NOT NULL AND kind NOT IN ('quarantined', 'tool_call') \
+     FROM events WHERE session_id IS NOT NULL AND source = 'openclaw_transcript' \
+     AND kind NOT IN ('quarantined', 'tool_call') \
      ORDER BY session_id, seq, event_id";
 
 /// Exports every session's active branch as TRL SFT rows into `out_dir`.

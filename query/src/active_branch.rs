@@ -1,4 +1,4 @@
-//! `active_branch`: for every event that sits in a transcript tree, whether
+//! `active_branch`: for every transcript event that sits in the tree, whether
 //! its entry is on the session's active branch.
 //!
 //! The active leaf is the last entry in file order (highest `seq`); the active
@@ -67,7 +67,8 @@ impl ActiveBranchTable {
             .context
             .sql(
                 "SELECT event_id, session_id, entry_id, parent_id, seq, kind FROM events \
-                 WHERE entry_id IS NOT NULL AND kind <> 'quarantined'",
+                 WHERE entry_id IS NOT NULL AND kind <> 'quarantined' \
+                 AND source = 'openclaw_transcript'",
             )
             .await?
             .collect()

@@ -106,3 +106,42 @@ os._exit(0)
     assert_eq!(theirs["quarantined"].as_i64().unwrap(), quarantined);
     assert_eq!(theirs["partitions"], serde_json::json!(["date"]));
 }
+
+#[test]
+fn export_reads_conversations_from_transcripts_only() {
+    // The 2026.9.6 run has transcripts in SQLite plus trajectory runtime events
+    // and gateway log lines for the same sessions: rows must come from the
+    // transcript tree alone, identical to exporting the transcript alone.
+    let all = Workspace::new();
+    all.ingest(&[&examples().join("real-run/openclaw-2026.9.6")]);
+    let out = all.path("dataset");
+    all.ok([
+        "export",
+        "--target",
+        "trl-sft",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let lineage = manifest["lineage"].as_array().unwrap();
+    assert!(!lineage.is_empty());
+    let ids: Vec<String> = lineage
+        .iter()
+        .flat_map(|row| row["event_ids"].as_array().unwrap().iter())
+        .map(|id| format!("'{}'", id.as_str().unwrap()))
+        .collect();
+    let list = ids.join(",");
+    assert_eq!(
+        all.count(&format!(
+            "SELECT count(*) FROM events WHERE event_id IN ({list})"
+        )),
+        ids.len() as i64
+    );
+    assert_eq!(
+        all.count(&format!(
+            "SELECT count(*) FROM events WHERE event_id IN ({list}) AND source <> 'openclaw_transcript'"
+        )),
+        0
+    );
+}

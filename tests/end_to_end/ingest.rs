@@ -469,5 +469,8 @@ fn identical_log_lines_appended_later_are_two_events() {
     let second = ws.ingest(&[&dir]);
     assert_eq!(second["per_file"][0]["mode"], "resumed");
     assert_eq!(second["events_added"], 1);
-    assert_eq!(ws.count("SELECT count(*) FROM events WHERE kind = 'log_record'"), 2);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM events WHERE kind = 'log_record'"),
+        2
+    );
 }

@@ -171,7 +171,8 @@ fn active_branch_marks_abandoned_siblings() {
     assert_eq!(
         ws.count("SELECT count(*) FROM active_branch"),
         ws.count(
-            "SELECT count(*) FROM events WHERE entry_id IS NOT NULL AND kind <> 'quarantined'"
+            "SELECT count(*) FROM events WHERE entry_id IS NOT NULL AND kind <> 'quarantined' \
+             AND source = 'openclaw_transcript'"
         )
     );
 }
