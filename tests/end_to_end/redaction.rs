@@ -139,3 +139,69 @@ fn planted_secrets_reach_no_byte_of_the_store() {
         "nothing is masked with --no-redact"
     );
 }
+
+#[test]
+fn config_rules_mask_more_and_images_become_references() {
+    let ws = Workspace::new();
+    let input = ws.path("agents/main/sessions");
+    std::fs::create_dir_all(&input).unwrap();
+    // 600 bytes of base64 "image" in a user message and a tool result.
+    let image = "iVBORw0KGgo".repeat(60);
+    let lines = [
+        r#"{"type":"session","version":3,"id":"img-1","timestamp":"2026-06-01T09:00:00.000Z"}"#
+            .to_string(),
+        format!(
+            r#"{{"type":"message","id":"u1","parentId":null,"timestamp":"2026-06-01T09:00:01.000Z","message":{{"role":"user","content":[{{"type":"text","text":"badge EMP-123456, see screenshot"}},{{"type":"image","data":"{image}","mimeType":"image/png"}}]}}}}"#
+        ),
+    ];
+    std::fs::write(input.join("img-1.jsonl"), lines.join("\n") + "\n").unwrap();
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        "[[redaction.rules]]\nname = \"employee_id\"\npattern = \"EMP-[0-9]{6}\"\n",
+    )
+    .unwrap();
+    let out = ws.ok([
+        "--config",
+        config.to_str().unwrap(),
+        "ingest",
+        "--json",
+        ws.path("agents").to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        summary["images_replaced"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
+    let everything = ws.ok(["sql", "--format", "csv", "SELECT * FROM events"]);
+    assert!(
+        !everything.contains("EMP-123456"),
+        "the config rule masked the badge"
+    );
+    assert!(everything.contains("[REDACTED:employee_id:"));
+    assert!(
+        !everything.contains(&image),
+        "no base64 image in any column"
+    );
+    let policy =
+        ws.sql("SELECT DISTINCT redaction_policy FROM events WHERE redaction_policy IS NOT NULL");
+    assert!(policy[0]["redaction_policy"]
+        .as_str()
+        .unwrap()
+        .contains("custom"));
+
+    // --keep-images keeps them in raw.
+    let kept = Workspace::new();
+    kept.ok([
+        "ingest",
+        "--keep-images",
+        ws.path("agents").to_str().unwrap(),
+    ]);
+    let raw = kept.ok([
+        "sql",
+        "--format",
+        "csv",
+        "SELECT raw FROM events WHERE kind = 'user_message'",
+    ]);
+    assert!(raw.contains(&image));
+}

@@ -751,6 +751,26 @@ mod tests {
     }
 
     #[test]
+    fn lines_sharing_an_entry_id_are_both_kept() {
+        let data = format!(
+            "{HEADER_V3}\n{}\n{}\n",
+            r#"{"type":"label","id":"dup","parentId":null,"timestamp":"2026-01-01T00:00:01.000Z","label":"a"}"#,
+            r#"{"type":"label","id":"dup","parentId":null,"timestamp":"2026-01-01T00:00:02.000Z","label":"b"}"#
+        );
+        let (events, stats) = read(&data);
+        assert_eq!(stats.quarantined, 0);
+        let labels: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Label)
+            .collect();
+        assert_eq!(labels.len(), 2);
+        assert_ne!(
+            labels[0].event_id, labels[1].event_id,
+            "duplicate ids never merge two lines"
+        );
+    }
+
+    #[test]
     fn unknown_types_and_newer_versions_are_kept_and_reported() {
         let data = concat!(
             r#"{"type":"session","version":9,"id":"s9"}"#,
