@@ -552,6 +552,45 @@ impl Redactor {
                 counts.push((rule.name.clone(), n));
             }
         }
+        // A mask can uncover a match that overlapped it (overlapping custom
+        // rules: `pin=ABCDEFGHIJ` under an upper-case rule and a pin rule).
+        // Passes until nothing changes keep redaction idempotent; each pass
+        // only shortens unmasked text, and the bound is a guard.
+        if matches!(current, Cow::Owned(_)) {
+            for _ in 0..4 {
+                let (again, more) = self.redact_pass(&current);
+                if more.is_empty() {
+                    break;
+                }
+                let again = again.into_owned();
+                for (rule, n) in more {
+                    match counts.iter_mut().find(|(name, _)| *name == rule) {
+                        Some((_, total)) => *total += n,
+                        None => counts.push((rule, n)),
+                    }
+                }
+                current = Cow::Owned(again);
+            }
+        }
+        (current, counts)
+    }
+
+    /// One pass of every triggered rule over `text`.
+    fn redact_pass<'t>(&self, text: &'t str) -> (Cow<'t, str>, RuleCounts) {
+        let builtin = builtin();
+        let triggered = builtin.triggers.matches(text);
+        let mut counts = Vec::new();
+        let mut current: Cow<'t, str> = Cow::Borrowed(text);
+        let rules = triggered
+            .iter()
+            .filter_map(|i| builtin.rules.get(i))
+            .chain(self.policy.extra.iter());
+        for rule in rules {
+            if let Some((masked, n)) = self.apply_rule(rule, &current) {
+                current = Cow::Owned(masked);
+                counts.push((rule.name.clone(), n));
+            }
+        }
         (current, counts)
     }
 
@@ -1451,6 +1490,33 @@ mod tests {
         let (out, counts) = redact(&format!("https://x-access-token:{GITHUB}@github.com/o/r"));
         assert_gone(&out, GITHUB);
         assert_eq!(rules_of(&counts), vec!["github_token"]);
+    }
+
+    #[test]
+    fn overlapping_custom_rules_stay_idempotent() {
+        // Found by the redaction_text fuzz target.
+        let policy = RedactionPolicy::new()
+            .with_extra_rule(
+                "pin_code",
+                r"(?i)\bpin\s*[=:]\s*(?P<secret>[A-Za-z0-9]{4,})",
+            )
+            .and_then(|p| p.with_extra_rule("shouting", r"[A-Z]{8,}"))
+            .unwrap();
+        let redactor = Redactor::new(policy, [7u8; 32]);
+        let found = String::from_utf8_lossy(include_bytes!(
+            "../../tests/data/fuzz/redaction-overlapping-custom-rules.bin"
+        ))
+        .into_owned();
+        for text in [
+            found.as_str(),
+            "#xpXYZABCDEFGHpin=IJort rest",
+            "x ABCDEFGHpin=ABCDEFGHIJ y",
+        ] {
+            let (once, _) = redactor.redact_text(text);
+            let (twice, more) = redactor.redact_text(&once);
+            assert_eq!(twice, once, "{text}");
+            assert!(more.is_empty(), "{text}: {more:?}");
+        }
     }
 
     #[test]
