@@ -1,22 +1,26 @@
-//! Arbitrary bytes as a transcript: the reader never panics, and accounts for
-//! every line (events + blank lines >= lines).
+//! Arbitrary bytes as a pi / OpenClaw transcript (`<sessionId>.jsonl`): the
+//! reader never panics and accounts for every line (see `common::check_jsonl`:
+//! stats match the events and the input, every non-blank line has events in
+//! order, unreadable lines are quarantined alone, ids are 32 hex chars and
+//! deterministic, `raw` is stored once per line, unknown entries are counted).
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
-use trajectory_ingest::jsonl::SourceContext;
-use trajectory_ingest::openclaw::transcript::read_transcript;
+use trajectory_ingest::openclaw::transcript::{is_session_header, read_transcript, SOURCE};
 
 fuzz_target!(|data: &[u8]| {
-    let context = SourceContext {
-        source_uri: "file:///fuzz.jsonl".into(),
-        agent_id: Some("fuzz".into()),
-        session_id_hint: Some("fuzz".into()),
-        ingest_id: "fuzz".into(),
-        ingested_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
-        max_line_bytes: 1 << 16,
-    };
-    if let Ok((events, stats)) = read_transcript(data, &context) {
-        assert_eq!(stats.events as usize, events.len());
-        assert!(stats.quarantined <= stats.lines);
-    }
+    let _ = is_session_header(common::first_line(data));
+    common::fuzz_jsonl(
+        data,
+        "fuzz",
+        &common::Expect {
+            source: SOURCE,
+            one_event_per_line: false,
+            unique_ids: false,
+            unknown_counted: true,
+        },
+        |data, context| read_transcript(data, context),
+    );
 });
