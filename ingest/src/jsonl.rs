@@ -114,7 +114,7 @@ where
     for line in lines {
         let line = line?;
         stats.lines += 1;
-        stats.bytes += line.bytes.len() as u64 + u64::from(line.terminated);
+        stats.bytes += line.len;
         let before = events.len();
         if let Err(reason) = read_line(&line, context, parser, &mut events) {
             events.truncate(before);

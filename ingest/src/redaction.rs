@@ -766,10 +766,31 @@ fn accepts(
                 && !(unquoted && looks_like_code(secret, next))
                 && !(rule.check == Check::Flag && secret.starts_with('-'))
         }
-        Check::Custom => !secret
-            .chars()
-            .any(|c| c == '"' || c == '\\' || c.is_control()),
+        Check::Custom => {
+            !secret
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+                && !inside_unicode_escape(text, start)
+        }
     }
+}
+
+/// Whether `start` falls inside a JSON `\uXXXX` escape (a match there would
+/// cut the escape and break the JSON; found by fuzzing a custom rule).
+fn inside_unicode_escape(text: &str, start: usize) -> bool {
+    let bytes = text.as_bytes();
+    (2..=5).any(|back| {
+        let Some(u) = start.checked_sub(back - 1) else {
+            return false;
+        };
+        let Some(slash) = u.checked_sub(1) else {
+            return false;
+        };
+        bytes.get(u) == Some(&b'u')
+            && bytes.get(slash) == Some(&b'\\')
+            && odd_backslashes_before(text, u)
+            && bytes[u + 1..start].iter().all(u8::is_ascii_hexdigit)
+    })
 }
 
 /// Last words of a key name that describe a secret rather than hold it.
@@ -1177,22 +1198,14 @@ pub fn strip_inline_images(json_text: &str) -> (String, usize) {
     let mut replaced = Vec::new();
     let mut count = 0;
     strip_value(&mut value, &mut replaced, &mut count);
-    if replaced.is_empty() {
+    if count == 0 || replaced.is_empty() {
         return (json_text.to_string(), 0);
     }
-    let mut out = json_text.to_string();
-    for (old, new) in &replaced {
-        let (Ok(old_json), Ok(new_json)) = (serde_json::to_string(old), serde_json::to_string(new))
-        else {
-            return (value.to_string(), count);
-        };
-        if !out.contains(&old_json) {
-            // Written with escapes we do not reproduce: re-serialise.
-            return (value.to_string(), count);
-        }
-        out = out.replace(&old_json, &new_json);
-    }
-    (out, count)
+    // Re-serialise the walked value: replacing the image text in the line
+    // would also hit equal strings elsewhere (keys, other values; found by
+    // fuzzing). Key order is kept (`preserve_order`), floats round-trip
+    // (`float_roundtrip`); only insignificant whitespace and escapes change.
+    (value.to_string(), count)
 }
 
 #[cfg(test)]
@@ -1490,6 +1503,34 @@ mod tests {
         let (out, counts) = redact(&format!("https://x-access-token:{GITHUB}@github.com/o/r"));
         assert_gone(&out, GITHUB);
         assert_eq!(rules_of(&counts), vec!["github_token"]);
+    }
+
+    #[test]
+    fn custom_rules_never_cut_a_unicode_escape() {
+        // Found by fuzzing: `\u000a` followed by `cme_…` matched `acme_…`.
+        let policy = RedactionPolicy::new()
+            .with_extra_rule("acme_key", r"acme_[A-Za-z0-9]{12,}")
+            .unwrap();
+        let redactor = Redactor::new(policy, [7u8; 32]);
+        let text = r#"["\u000acme_ABCDEFGHIJKLMN"]"#;
+        let (out, _) = redactor.redact_text(text);
+        assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
+        let (plain, counts) = redactor.redact_text(r#"["key acme_ABCDEFGHIJKLMN"]"#);
+        assert_eq!(counts.len(), 1, "{plain}");
+    }
+
+    #[test]
+    fn image_strings_elsewhere_in_the_line_are_left_alone() {
+        // Found by fuzzing: the image text also appeared as another value.
+        let line = r#"{"note":"aGVsbG8=","c":{"type":"image","data":"aGVsbG8="}}"#;
+        let (out, count) = strip_inline_images(line);
+        assert_eq!(count, 1);
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["note"], "aGVsbG8=");
+        assert!(value["c"]["data"].as_str().unwrap().starts_with("sha256:"));
+        let (odd, _) = strip_inline_images(r#"{"type":"image","data":"type"}"#);
+        let odd: Value = serde_json::from_str(&odd).unwrap();
+        assert_eq!(odd["type"], "image");
     }
 
     #[test]

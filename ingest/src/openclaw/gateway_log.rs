@@ -57,7 +57,7 @@
 //! 3 such pairs), and their offsets keep them apart, also when the second one
 //! is read by a later, resumed run.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 use std::sync::OnceLock;
 
@@ -446,14 +446,14 @@ fn log_extras(object: &Map<String, Value>, args: &TslogArgs) -> Map<String, Valu
 }
 
 /// The `key=value` pairs of an `embedded run <phase>: k=v …` message.
-fn embedded_run_fields(message: &str) -> Option<HashMap<String, String>> {
+fn embedded_run_fields(message: &str) -> Option<BTreeMap<String, String>> {
     static PAIR: OnceLock<Option<Regex>> = OnceLock::new();
     let rest = message.strip_prefix("embedded run ")?;
     let (_, pairs) = rest.split_once(": ")?;
     let pair = PAIR
         .get_or_init(|| Regex::new(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=(\S+)").ok())
         .as_ref()?;
-    let fields: HashMap<String, String> = pair
+    let fields: BTreeMap<String, String> = pair
         .captures_iter(pairs)
         .filter_map(|c| {
             Some((
