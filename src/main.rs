@@ -199,7 +199,25 @@ async fn follow(store: &EventStore, options: &IngestOptions, args: &IngestArgs) 
     );
     let mut total_added = 0usize;
     loop {
-        let summary = ingest(store, options, &|_| {}).await?;
+        // A failed cycle (a path gone for now, a commit refused) is reported
+        // and retried next cycle: a follower is a service and must not die.
+        let summary = match ingest(store, options, &|_| {}).await {
+            Ok(summary) => summary,
+            Err(error) => {
+                eprintln!(
+                    "warning: ingest cycle failed, retrying in {:.1} s: {error}",
+                    interval.as_secs_f64()
+                );
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.notified() => {}
+                }
+                continue;
+            }
+        };
         total_added += summary.events_added;
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);

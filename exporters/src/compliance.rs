@@ -203,10 +203,12 @@ pub async fn build_report(
         .collect(
             "SELECT x.session_id, max(x.agent_id) AS agent_id, \
              array_to_string(array_sort(array_distinct(array_agg(x.provider))), ',') AS providers, \
-             count(*) AS cloud_calls, coalesce(sum(x.input_tokens), 0) AS input_tokens, \
+             sum(CASE WHEN x.evidence = 'transcript' THEN 1 ELSE 0 END) AS cloud_calls, \
+             coalesce(sum(x.input_tokens), 0) AS input_tokens, \
              max(x.messages_sent) AS messages_sent, max(x.text_bytes_sent) AS text_bytes_sent, \
-             max(x.seq) AS last_cloud_seq \
-             FROM cloud_exposure x GROUP BY x.session_id ORDER BY input_tokens DESC, x.session_id",
+             coalesce(max(CASE WHEN x.evidence = 'transcript' THEN x.seq END), 0) AS last_cloud_seq \
+             FROM cloud_exposure x WHERE x.session_id IS NOT NULL \
+             GROUP BY x.session_id ORDER BY input_tokens DESC, x.session_id",
         )
         .await?
     {
