@@ -179,6 +179,10 @@ pub async fn ingest(
     let started = Instant::now();
     let ingested_at: DateTime<Utc> = Utc::now();
     let ingest_id = uuid::Uuid::new_v4().to_string();
+    // One ingest at a time per store: two runs reading the same checkpoints
+    // and ids would both append the same new events. The lock is released
+    // when `_lock` drops, after the commit.
+    let _lock = ingest_lock(store)?;
     let found = discover(&options.paths)?;
     progress(Progress::Discovered {
         files: found.sources.len(),
@@ -379,6 +383,23 @@ pub async fn ingest(
         per_file,
         skipped,
     })
+}
+
+/// An exclusive lock on `<store>/_trajectory/ingest.lock` (waits for a
+/// running ingest to commit). `None` for stores without a local directory.
+fn ingest_lock(store: &EventStore) -> Result<Option<std::fs::File>, IngestError> {
+    let Some(root) = store.location().local_path() else {
+        return Ok(None);
+    };
+    let dir = root.join("_trajectory");
+    std::fs::create_dir_all(&dir)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("ingest.lock"))?;
+    file.lock()?;
+    Ok(Some(file))
 }
 
 /// The store's redaction key: 32 random bytes in `<store>/_trajectory/redaction.key`

@@ -474,3 +474,28 @@ fn identical_log_lines_appended_later_are_two_events() {
         2
     );
 }
+
+#[test]
+fn two_ingests_at_once_store_each_event_once() {
+    let ws = Workspace::new();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trajectory"))
+            .arg("--store")
+            .arg(ws.store())
+            .args(["ingest", "--json"])
+            .arg(examples())
+            .env_remove("TRAJECTORY_STORE")
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(
+        ws.count("SELECT count(DISTINCT event_id) FROM events"),
+        ws.count("SELECT count(*) FROM events"),
+        "no event stored twice"
+    );
+}
