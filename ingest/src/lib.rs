@@ -17,6 +17,7 @@
 //! targets build the readers alone.
 
 pub mod checkpoint;
+pub mod content;
 pub mod discover;
 pub mod jsonl;
 pub mod lines;

@@ -53,6 +53,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use trajectory_schema::{Event, EventKind};
 
+use crate::content::without_image_bytes;
 use crate::jsonl::{
     event_id, int_field, parse_time, quarantined, read_jsonl, read_lines, sha256_hex, str_field,
     ReadStats, SourceContext,
@@ -857,37 +858,6 @@ fn fill_fallback_step(event: &mut Event, data: &Map<String, Value>) {
 fn split_model_ref(reference: &str) -> Option<(String, String)> {
     let (provider, model) = reference.split_once('/')?;
     (!provider.is_empty() && !model.is_empty()).then(|| (provider.to_string(), model.to_string()))
-}
-
-/// A copy of `value` where every `{"type":"image","data":<base64>}` object
-/// has its `data` replaced by `{"sha256": …, "bytes": …}` (the rule of the
-/// transcript reader's `content`).
-fn without_image_bytes(value: &Value) -> Value {
-    match value {
-        Value::Array(items) => Value::Array(items.iter().map(without_image_bytes).collect()),
-        Value::Object(object) => {
-            let is_image = object.get("type").and_then(Value::as_str) == Some("image");
-            let mut copy = Map::with_capacity(object.len());
-            for (key, item) in object {
-                match (is_image, key.as_str(), item) {
-                    (true, "data", Value::String(data)) => {
-                        copy.insert(
-                            "data".into(),
-                            serde_json::json!({
-                                "sha256": sha256_hex(data.as_bytes()),
-                                "bytes": data.len(),
-                            }),
-                        );
-                    }
-                    _ => {
-                        copy.insert(key.clone(), without_image_bytes(item));
-                    }
-                }
-            }
-            Value::Object(copy)
-        }
-        other => other.clone(),
-    }
 }
 
 // ---------------------------------------------------------------------------

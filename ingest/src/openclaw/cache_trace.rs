@@ -50,9 +50,9 @@ use std::io::{self, BufRead};
 use serde_json::{Map, Value};
 use trajectory_schema::{Event, EventKind};
 
+use crate::content::{plain_text, without_image_bytes};
 use crate::jsonl::{
-    line_event, parse_time, read_jsonl, sha256_hex, str_field, LineParser, LineRecord, ReadStats,
-    SourceContext,
+    line_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats, SourceContext,
 };
 use crate::locality::locality_of_provider;
 use crate::openclaw::commands_log::agent_id_from_session_key;
@@ -179,50 +179,6 @@ impl LineParser for CacheTraceParser<'_> {
         event.attributes = Some(Value::Object(attributes).to_string());
         out.push(event);
         Ok(())
-    }
-}
-
-/// Plain text of a message content: a string, or its `text` blocks joined by
-/// newlines (thinking, tool calls and images excluded).
-fn plain_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(blocks) => {
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            (!texts.is_empty()).then(|| texts.join("\n"))
-        }
-        _ => None,
-    }
-}
-
-/// A copy of `value` where every `{"type":"image","data":<string>}` block has
-/// its `data` replaced by `{"sha256", "bytes"}` of the string (the same
-/// reference the transcript reader writes).
-fn without_image_bytes(value: &Value) -> Value {
-    match value {
-        Value::Array(items) => Value::Array(items.iter().map(without_image_bytes).collect()),
-        Value::Object(object) => {
-            let is_image = object.get("type").and_then(Value::as_str) == Some("image");
-            let copy = object
-                .iter()
-                .map(|(key, item)| match (is_image, key.as_str(), item) {
-                    (true, "data", Value::String(data)) => (
-                        key.clone(),
-                        serde_json::json!({
-                            "sha256": sha256_hex(data.as_bytes()),
-                            "bytes": data.len(),
-                        }),
-                    ),
-                    _ => (key.clone(), without_image_bytes(item)),
-                })
-                .collect();
-            Value::Object(copy)
-        }
-        other => other.clone(),
     }
 }
 

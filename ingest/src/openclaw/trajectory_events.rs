@@ -59,6 +59,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use trajectory_schema::{Event, EventKind};
 
+use crate::content::plain_text;
 use crate::jsonl::{
     event_id, line_event, parse_time, read_jsonl, sha256_hex, str_field, LineParser, LineRecord,
     ReadStats, SourceContext,
@@ -613,22 +614,6 @@ fn transcript_event(event: &mut Event, event_type: Option<&str>, data: &Map<Stri
                 event.locality = event.provider.as_deref().map(locality_of_provider);
             }
         }
-    }
-}
-
-/// A string, or the `text` blocks of a content array joined by newlines.
-fn plain_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(blocks) => {
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            (!texts.is_empty()).then(|| texts.join("\n"))
-        }
-        _ => None,
     }
 }
 

@@ -35,9 +35,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use trajectory_schema::{Event, EventKind};
 
+use crate::content::{plain_text, without_image_bytes};
 use crate::jsonl::{
-    int_field, line_event, parse_time, read_jsonl, sha256_hex, str_field, LineParser, LineRecord,
-    ReadStats, SourceContext,
+    int_field, line_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats,
+    SourceContext,
 };
 use crate::locality::locality_of_provider;
 
@@ -545,53 +546,6 @@ fn entry_time(entry: &Map<String, Value>) -> Option<DateTime<Utc>> {
         })
 }
 
-/// Plain text of a content value: a string, or the `text` blocks of an array
-/// joined by newlines (thinking, tool calls and images excluded).
-fn plain_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(blocks) => {
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            (!texts.is_empty()).then(|| texts.join("\n"))
-        }
-        _ => None,
-    }
-}
-
-/// A copy of `value` where every `{"type":"image","data":<base64>}` block has
-/// its `data` replaced by `{"sha256": …, "bytes": …}` of the base64 text.
-fn without_image_bytes(value: &Value) -> Value {
-    match value {
-        Value::Array(items) => Value::Array(items.iter().map(without_image_bytes).collect()),
-        Value::Object(object) => {
-            let is_image = object.get("type").and_then(Value::as_str) == Some("image");
-            let mut copy = Map::with_capacity(object.len());
-            for (key, item) in object {
-                match (is_image, key.as_str(), item) {
-                    (true, "data", Value::String(data)) => {
-                        copy.insert(
-                            "data".into(),
-                            serde_json::json!({
-                                "sha256": sha256_hex(data.as_bytes()),
-                                "bytes": data.len(),
-                            }),
-                        );
-                    }
-                    _ => {
-                        copy.insert(key.clone(), without_image_bytes(item));
-                    }
-                }
-            }
-            Value::Object(copy)
-        }
-        other => other.clone(),
-    }
-}
-
 /// A tool result's status: `details.status` when present (OpenClaw reports
 /// failures there with `isError:false`), but `failed` when `details.exitCode`
 /// is non-zero (exec says `completed` for a command that exited 3); else
@@ -783,16 +737,6 @@ mod tests {
         assert_eq!(stats.unknown_entries, 1);
         assert_eq!(events[1].kind, EventKind::Unknown);
         assert!(events[1].content.as_deref().unwrap().contains("hologram"));
-    }
-
-    #[test]
-    fn image_bytes_are_replaced_by_a_reference() {
-        let value: Value =
-            serde_json::json!([{"type":"image","data":"aGVsbG8=","mimeType":"image/png"}]);
-        let clean = without_image_bytes(&value);
-        assert_eq!(clean[0]["data"]["bytes"], 8);
-        assert_eq!(clean[0]["data"]["sha256"].as_str().unwrap().len(), 64);
-        assert_eq!(clean[0]["mimeType"], "image/png");
     }
 
     mod conservation {
