@@ -15,6 +15,10 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// A table name or schema the store does not accept.
+    #[error("invalid table: {0}")]
+    InvalidTable(String),
+
     /// The `events` table does not exist yet.
     #[error("the store at {0} has no events table yet")]
     NoEventsTable(String),

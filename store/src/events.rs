@@ -69,29 +69,39 @@ impl EventStore {
     /// Loads the `events` table at its latest version, or `None` if no ingest
     /// has created it yet.
     pub async fn events_table(&self) -> Result<Option<DeltaTable>, StoreError> {
+        self.load_table(EVENTS_TABLE).await
+    }
+
+    /// Loads the table `name` under the root at its latest version, or `None`
+    /// if it has no commit yet.
+    pub(crate) async fn load_table(&self, name: &str) -> Result<Option<DeltaTable>, StoreError> {
         if let Some(root) = self.location.local_path() {
-            if !root.join(EVENTS_TABLE).join("_delta_log").is_dir() {
+            if !root.join(name).join("_delta_log").is_dir() {
                 return Ok(None);
             }
         }
-        let table = DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?;
-        Ok(table.version().is_some().then_some(table))
+        let mut table = self.location.table_builder(name)?.build()?;
+        match table.load().await {
+            Ok(()) => Ok(table.version().is_some().then_some(table)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// The `events` table, loaded if it exists, else an unloaded handle that a
+    /// The table `name`, loaded if it exists, else an unloaded handle that a
     /// first write creates.
-    async fn events_table_for_write(&self) -> Result<DeltaTable, StoreError> {
-        if let Some(table) = self.events_table().await? {
+    pub(crate) async fn table_for_write(&self, name: &str) -> Result<DeltaTable, StoreError> {
+        if let Some(table) = self.load_table(name).await? {
             return Ok(table);
         }
         if let Some(root) = self.location.local_path() {
-            let dir = root.join(EVENTS_TABLE);
+            let dir = root.join(name);
             std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;
         }
-        Ok(DeltaTable::try_from_url(self.location.table_url(EVENTS_TABLE)).await?)
+        Ok(self.location.table_builder(name)?.build()?)
     }
 
     /// Loads the `events` table at `version` (latest when `None`).
@@ -122,7 +132,7 @@ impl EventStore {
         batch: RecordBatch,
         info: CommitInfo,
     ) -> Result<AppendOutcome, StoreError> {
-        let table = self.events_table_for_write().await?;
+        let table = self.table_for_write(EVENTS_TABLE).await?;
         let existing = if table.version().is_some() {
             existing_event_ids(&table, &batch).await?
         } else {
@@ -143,11 +153,7 @@ impl EventStore {
         let mut metadata = info.facts.clone();
         metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
         metadata.insert("trajectory.rows_added".into(), json!(rows_added));
-        let writer_properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
-                StoreError::Delta(DeltaTableError::Generic(e.to_string()))
-            })?))
-            .build();
+        let writer_properties = segment_writer_properties()?;
         let table = table
             .write(vec![sorted])
             .with_save_mode(SaveMode::Append)
@@ -162,6 +168,15 @@ impl EventStore {
             rows_already_present,
         })
     }
+}
+
+/// Parquet settings of every segment the store writes: zstd level 3.
+pub(crate) fn segment_writer_properties() -> Result<WriterProperties, StoreError> {
+    let level = ZstdLevel::try_new(3)
+        .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .build())
 }
 
 /// The latest `source_checkpoint` row of one source.

@@ -18,10 +18,12 @@
 //! - **Append-only.** Nothing here rewrites or deletes rows.
 //! - Rows inside a segment are sorted by (`session_id`, `seq`).
 
+mod derived;
 mod error;
 mod events;
 mod location;
 
+pub use derived::{DerivedLineage, DERIVED_LINEAGE_COLUMNS, DERIVED_TABLES};
 pub use error::StoreError;
 pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};
 pub use location::StoreLocation;
