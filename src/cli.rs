@@ -51,6 +51,24 @@ pub enum Command {
     Export(ExportArgs),
     /// Write a report.
     Report(ReportArgs),
+    /// Bin-pack small segments into segments of about --target-size MiB, rows
+    /// sorted by (session_id, seq). Readers see the same rows; the old segments
+    /// stay for time travel until `vacuum`.
+    Compact(CompactArgs),
+    /// Delete files no current table version references (removed by compaction
+    /// or erasure, or left by a crashed writer) once older than the retention.
+    Vacuum(VacuumArgs),
+    /// List the commits of the event log: version, time, operation, rows added, ingest id.
+    History(HistoryArgs),
+    /// Check every segment the tables reference: present, with the size, row
+    /// count and sha256 recorded when it was written. Lists orphan files.
+    /// Exits non-zero when a segment is missing or damaged.
+    Verify(VerifyArgs),
+    /// Remove events for good, with everything derived from them: rewrites the
+    /// segments without them, vacuums the old files (time travel to earlier
+    /// versions ends), records an `erasure` event (selector and counts, never
+    /// content) and prints a receipt naming every export built from them.
+    Erase(EraseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,4 +179,72 @@ pub struct ReportArgs {
     /// Report on the log as it was at a table version or time (RFC 3339).
     #[arg(long, value_name = "VERSION|TIMESTAMP")]
     pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Target segment size in MiB (default 128).
+    #[arg(long, value_name = "MIB")]
+    pub target_size: Option<u64>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Keep unreferenced files younger than this many hours (time travel back
+    /// that far keeps working).
+    #[arg(long, default_value_t = 168, value_name = "HOURS")]
+    pub retention_hours: u64,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most this many commits (newest first).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// One table's history (events, turns, rewards, ...). Default: events.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Every table's history.
+    #[arg(long, conflicts_with = "table")]
+    pub all_tables: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  trajectory erase --session 0f6c2a1e-5b7d-4c1a-9e0b-2d8f3a6c7b10
+  trajectory erase --agent work
+  trajectory erase --where \"ts < TIMESTAMP '2026-01-01T00:00:00Z'\"")]
+pub struct EraseArgs {
+    /// Erase every event of this session id.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Erase every event of this agent id.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Erase the events matching this SQL predicate over the events columns.
+    /// Recorded only as its sha256 (it may quote what is being erased).
+    #[arg(long, value_name = "SQL")]
+    pub r#where: Option<String>,
+    /// Print the receipt as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod defaults;
+mod store_commands;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -84,6 +85,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sql(args) => run_sql(&store, args).await,
         Command::Export(args) => run_export(&store, args).await,
         Command::Report(args) => run_report(&store, args).await,
+        Command::Compact(args) => store_commands::run_compact(&store, args).await,
+        Command::Vacuum(args) => store_commands::run_vacuum(&store, args).await,
+        Command::History(args) => store_commands::run_history(&store, args).await,
+        Command::Verify(args) => store_commands::run_verify(&store, args).await,
+        Command::Erase(args) => store_commands::run_erase(&store, args).await,
     }
 }
 
@@ -355,6 +361,14 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
     let summary = match args.target {
         ExportTarget::TrlSft => trl::export_trl_sft(&engine, &args.out, &options).await?,
     };
+    store_commands::register_export(
+        store,
+        &summary.target,
+        &summary.out_dir,
+        &summary.manifest,
+        summary.events_version,
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

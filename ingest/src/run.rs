@@ -38,6 +38,9 @@ pub enum IngestError {
     Redaction(String),
 }
 
+/// Default of [`IngestOptions::auto_compact_after`].
+pub const DEFAULT_AUTO_COMPACT_AFTER: usize = 32;
+
 /// Options of one ingest run.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -53,6 +56,11 @@ pub struct IngestOptions {
     pub extra_redaction_rules: Vec<(String, String)>,
     /// Keep base64 images in `raw` (default false: replaced by a sha256 reference).
     pub keep_images: bool,
+    /// After committing, compact a `date` partition of `events` once it holds
+    /// this many segments smaller than the compaction target (default 32;
+    /// `None` never compacts automatically). Keeps frequent small ingests
+    /// (`--follow`) from leaving thousands of tiny files.
+    pub auto_compact_after: Option<usize>,
 }
 
 impl IngestOptions {
@@ -65,6 +73,7 @@ impl IngestOptions {
             redact: true,
             extra_redaction_rules: Vec::new(),
             keep_images: false,
+            auto_compact_after: Some(DEFAULT_AUTO_COMPACT_AFTER),
         }
     }
 }
@@ -116,6 +125,8 @@ pub struct IngestSummary {
     pub store: String,
     /// Delta version of the commit; `None` when nothing new was found.
     pub table_version: Option<u64>,
+    /// Small segments merged by the automatic compaction after the commit.
+    pub segments_compacted: usize,
     pub files: usize,
     pub lines: u64,
     pub bytes: u64,
@@ -182,7 +193,7 @@ pub async fn ingest(
     // One ingest at a time per store: two runs reading the same checkpoints
     // and ids would both append the same new events. The lock is released
     // when `_lock` drops, after the commit.
-    let _lock = ingest_lock(store)?;
+    let _lock = store.lock_writers()?;
     let found = discover(&options.paths)?;
     progress(Progress::Discovered {
         files: found.sources.len(),
@@ -297,7 +308,7 @@ pub async fn ingest(
                 .with_extra_rule(name, pattern)
                 .map_err(|e| IngestError::Redaction(e.to_string()))?;
         }
-        Some(Redactor::new(policy, redaction_key(store)?))
+        Some(Redactor::new(policy, redaction_key(store).await?))
     } else {
         None
     };
@@ -358,6 +369,17 @@ pub async fn ingest(
                 .await?,
         )
     };
+    let mut segments_compacted = 0;
+    if let (Some(min_files), Some(Some(_))) = (options.auto_compact_after, outcome.as_ref().map(|o| o.version)) {
+        let compaction = store
+            .compact(
+                trajectory_store::EVENTS_TABLE,
+                trajectory_store::DEFAULT_TARGET_SEGMENT_BYTES,
+                min_files,
+            )
+            .await?;
+        segments_compacted = compaction.files_rewritten;
+    }
     let checkpoint_rows_added = new_checkpoints
         .len()
         .min(outcome.as_ref().map_or(0, |o| o.rows_added));
@@ -366,6 +388,7 @@ pub async fn ingest(
         ingest_id,
         store: store.location().root().to_string(),
         table_version: outcome.as_ref().and_then(|o| o.version),
+        segments_compacted,
         files: per_file.len(),
         lines: per_file.iter().map(|f| f.lines).sum(),
         bytes: per_file.iter().map(|f| f.bytes).sum(),
@@ -385,55 +408,17 @@ pub async fn ingest(
     })
 }
 
-/// An exclusive lock on `<store>/_trajectory/ingest.lock` (waits for a
-/// running ingest to commit). `None` for stores without a local directory.
-fn ingest_lock(store: &EventStore) -> Result<Option<std::fs::File>, IngestError> {
-    let Some(root) = store.location().local_path() else {
-        return Ok(None);
-    };
-    let dir = root.join("_trajectory");
-    std::fs::create_dir_all(&dir)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("ingest.lock"))?;
-    file.lock()?;
-    Ok(Some(file))
-}
-
-/// The store's redaction key: 32 random bytes in `<store>/_trajectory/redaction.key`
-/// (mode 0600), created on first use. It keys the hashes in masks, so equal
-/// secrets join within a store and cannot be confirmed by anyone without it.
-fn redaction_key(store: &EventStore) -> Result<[u8; 32], IngestError> {
-    let Some(root) = store.location().local_path() else {
-        return Err(IngestError::Redaction(
-            "redaction keys are kept in local stores only".into(),
-        ));
-    };
-    let dir = root.join("_trajectory");
-    let path = dir.join("redaction.key");
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(key);
-        }
-        return Err(IngestError::Redaction(format!(
-            "{} is not a 32-byte key; restore it from a backup (masks made with it cannot be re-joined otherwise)",
-            path.display()
-        )));
-    }
-    std::fs::create_dir_all(&dir)?;
-    let mut key = [0u8; 32];
-    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let key = *blake3::hash(&key).as_bytes();
-    std::fs::write(&path, key)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(key)
+/// The store's redaction key (see [`EventStore::redaction_key`]); a fresh
+/// random key is offered in case the store has none yet.
+async fn redaction_key(store: &EventStore) -> Result<[u8; 32], IngestError> {
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let fresh = *blake3::hash(&seed).as_bytes();
+    store
+        .redaction_key(fresh)
+        .await
+        .map_err(|e| IngestError::Redaction(e.to_string()))
 }
 
 /// Reads one source: incrementally for JSONL, whole for the others.

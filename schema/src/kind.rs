@@ -56,11 +56,14 @@ pub enum EventKind {
     /// Where an ingest stopped reading a source (offset, prefix hash), committed
     /// with the events read up to it.
     SourceCheckpoint,
+    /// A record that `trajectory erase` removed events: the selector and the
+    /// counts, never the erased content (details in `attributes`).
+    Erasure,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::SessionStart,
         EventKind::UserMessage,
         EventKind::LlmCall,
@@ -83,6 +86,7 @@ impl EventKind {
         EventKind::Unknown,
         EventKind::Quarantined,
         EventKind::SourceCheckpoint,
+        EventKind::Erasure,
     ];
 
     /// The value stored in the `kind` column.
@@ -110,6 +114,7 @@ impl EventKind {
             EventKind::Unknown => "unknown",
             EventKind::Quarantined => "quarantined",
             EventKind::SourceCheckpoint => "source_checkpoint",
+            EventKind::Erasure => "erasure",
         }
     }
 

@@ -11,7 +11,12 @@ use deltalake::arrow::compute::{
 };
 use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
-use deltalake::kernel::transaction::CommitProperties;
+use std::collections::HashMap;
+
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{Action, StructType};
+use deltalake::protocol::DeltaOperation;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
@@ -19,6 +24,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use serde_json::{json, Value};
 use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
 
+use crate::segments::{commit, write_segments, CommitFailure};
 use crate::{StoreError, StoreLocation};
 
 /// Name of the events table under the store root.
@@ -123,8 +129,15 @@ impl EventStore {
     ///
     /// `batch` must have [`event_schema`]. Rows whose `event_id` is already in
     /// the table, or repeats one earlier in `batch`, are dropped; the rest are
-    /// sorted by (`session_id`, `seq`) and written as zstd Parquet partitioned by
-    /// `date`. The commit carries `info` as application metadata.
+    /// sorted by (`session_id`, `seq`) and written as zstd Parquet segments
+    /// partitioned by `date`, each hashed (sha256 in the commit metadata). The
+    /// commit carries `info` as application metadata.
+    ///
+    /// Concurrency: the commit is put-if-absent and never retried blindly.
+    /// When another writer committed first, the table is reloaded, the rows
+    /// are deduplicated again against it and the write is redone (up to
+    /// [`MAX_COMMIT_ATTEMPTS`] times), so two writers appending overlapping
+    /// events store each event once.
     ///
     /// Errors: a Delta error if the commit fails; nothing is visible then.
     pub async fn append_events(
@@ -132,42 +145,103 @@ impl EventStore {
         batch: RecordBatch,
         info: CommitInfo,
     ) -> Result<AppendOutcome, StoreError> {
-        let table = self.table_for_write(EVENTS_TABLE).await?;
-        let existing = if table.version().is_some() {
-            existing_event_ids(&table, &batch).await?
-        } else {
-            HashSet::new()
-        };
-        let fresh = keep_fresh_rows(&batch, &existing)?;
-        let rows_already_present = batch.num_rows() - fresh.num_rows();
-        if fresh.num_rows() == 0 {
-            return Ok(AppendOutcome {
-                version: None,
-                rows_added: 0,
-                rows_already_present,
-            });
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let table = self.ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN]).await?;
+            let existing = existing_event_ids(&table, &batch).await?;
+            let fresh = keep_fresh_rows(&batch, &existing)?;
+            let rows_already_present = batch.num_rows() - fresh.num_rows();
+            if fresh.num_rows() == 0 {
+                return Ok(AppendOutcome {
+                    version: None,
+                    rows_added: 0,
+                    rows_already_present,
+                });
+            }
+            let sorted = sort_by_session_and_seq(&fresh)?;
+            let rows_added = sorted.num_rows();
+            let adds = write_segments(&table, vec![sorted], None).await?;
+            let mut metadata = info.facts.clone();
+            metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
+            metadata.insert("trajectory.rows_added".into(), json!(rows_added));
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(vec![EVENTS_PARTITION_COLUMN.to_string()]),
+                predicate: None,
+            };
+            let actions = adds.into_iter().map(Action::Add).collect();
+            match commit(&table, actions, operation, metadata).await {
+                Ok(version) => {
+                    return Ok(AppendOutcome {
+                        version: Some(version),
+                        rows_added,
+                        rows_already_present,
+                    })
+                }
+                Err(CommitFailure::Conflict) => {
+                    tracing::info!("another writer committed first; deduplicating again");
+                    continue;
+                }
+                Err(CommitFailure::Failed(e)) => return Err(e),
+            }
         }
-        let sorted = sort_by_session_and_seq(&fresh)?;
-        let rows_added = sorted.num_rows();
-
-        let mut metadata = info.facts.clone();
-        metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
-        metadata.insert("trajectory.rows_added".into(), json!(rows_added));
-        let writer_properties = segment_writer_properties()?;
-        let table = table
-            .write(vec![sorted])
-            .with_save_mode(SaveMode::Append)
-            .with_partition_columns([EVENTS_PARTITION_COLUMN])
-            .with_table_name(EVENTS_TABLE)
-            .with_writer_properties(writer_properties)
-            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-            .await?;
-        Ok(AppendOutcome {
-            version: table.version(),
-            rows_added,
-            rows_already_present,
-        })
+        Err(StoreError::Delta(DeltaTableError::Generic(format!(
+            "gave up after {MAX_COMMIT_ATTEMPTS} commit conflicts with concurrent writers"
+        ))))
     }
+
+    /// Loads the table `name`, creating it (schema, partition columns, store
+    /// table properties) when it does not exist yet.
+    pub(crate) async fn ensure_table(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        partition_columns: &[&str],
+    ) -> Result<DeltaTable, StoreError> {
+        if let Some(table) = self.load_table(name).await? {
+            return Ok(table);
+        }
+        let handle = self.table_for_write(name).await?;
+        let columns: StructType = schema.as_ref().try_into_kernel()?;
+        let created = handle
+            .create()
+            .with_table_name(name)
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(partition_columns.iter().map(|c| c.to_string()))
+            .with_configuration(table_properties(name))
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .await;
+        match created {
+            Ok(table) => Ok(table),
+            // Another writer created it first: use theirs.
+            Err(_) if self.load_table(name).await?.is_some() => self
+                .load_table(name)
+                .await?
+                .ok_or_else(|| StoreError::NoEventsTable(name.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// How many times a commit is redone after losing a race to another writer.
+pub const MAX_COMMIT_ATTEMPTS: usize = 20;
+
+/// Table properties of every table the store creates:
+/// - statistics only on id/time columns (never on message text), so no
+///   content reaches the Delta log, where erasure could not remove it;
+/// - a log checkpoint every 10 commits;
+/// - expired-log cleanup off, so the history (and the segment hashes in
+///   it) stays complete.
+pub fn table_properties(name: &str) -> HashMap<String, Option<String>> {
+    let stats_columns = if name == EVENTS_TABLE {
+        "ts,kind,agent_id,session_id,seq,provider,locality,ingested_at"
+    } else {
+        "session_id"
+    };
+    HashMap::from([
+        ("delta.dataSkippingStatsColumns".to_string(), Some(stats_columns.to_string())),
+        ("delta.checkpointInterval".to_string(), Some("10".to_string())),
+        ("delta.enableExpiredLogCleanup".to_string(), Some("false".to_string())),
+    ])
 }
 
 /// Parquet settings of every segment the store writes: zstd level 3.

@@ -19,14 +19,23 @@
 //! - Rows inside a segment are sorted by (`session_id`, `seq`).
 
 mod derived;
+mod erase;
+mod exports;
 mod error;
 mod events;
 mod location;
+mod maintenance;
+mod root_files;
+pub mod segments;
+pub use segments::DEFAULT_TARGET_SEGMENT_BYTES;
 
 pub use derived::{DerivedLineage, DERIVED_LINEAGE_COLUMNS, DERIVED_TABLES};
+pub use erase::{AffectedExport, ErasureReceipt, ErasureSelector, TableErasure};
 pub use error::StoreError;
+pub use exports::ExportRecord;
 pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};
 pub use location::StoreLocation;
+pub use maintenance::{CompactionSummary, HistoryEntry, SegmentProblem, VacuumSummary, VerifyReport};
 
 /// Re-export of the Delta Lake crate the store is built on, so that `query`
 /// and the exporters use the very same version.

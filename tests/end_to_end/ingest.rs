@@ -185,8 +185,8 @@ fn ingesting_twice_adds_nothing() {
         first["events_read"].as_i64().unwrap()
     );
     assert_eq!(
-        first["table_version"], 0,
-        "the first ingest creates version 0"
+        first["table_version"], 1,
+        "version 0 creates the table (schema, properties), the first ingest is version 1"
     );
     let stored = "SELECT count(*) FROM events WHERE kind <> 'source_checkpoint'";
     assert_eq!(ws.count(stored), added);

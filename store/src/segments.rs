@@ -1,0 +1,286 @@
+//! Segments: the Parquet files of a table, written, hashed, read back and
+//! committed by the store itself so that every segment's sha256 is recorded.
+//!
+//! Every table the store writes goes through [`write_segments`] (delta-rs's
+//! `RecordBatchWriter`: zstd, partition split, file statistics) and
+//! [`commit`] (one Delta commit with put-if-absent, no silent retries). The
+//! commit's `commitInfo` carries `trajectory.segments`, a map from each added
+//! segment's path to `{"sha256": hex, "size": bytes, "rows": n}`; the same
+//! hash is set as the `sha256` tag of the `add` action. `trajectory verify`
+//! checks the files against both.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::array::{ArrayRef, Date32Array, RecordBatch};
+use deltalake::arrow::datatypes::{DataType, SchemaRef};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Add};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path};
+use futures::TryStreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::events::segment_writer_properties;
+use crate::StoreError;
+
+/// Metadata key of the per-segment hashes in a commit's `commitInfo`.
+pub const SEGMENTS_METADATA_KEY: &str = "trajectory.segments";
+
+/// Tag key of a segment's sha256 on its `add` action.
+pub const SHA256_TAG: &str = "sha256";
+
+/// Default target size of a segment written by compaction: 128 MiB.
+pub const DEFAULT_TARGET_SEGMENT_BYTES: u64 = 128 * 1024 * 1024;
+
+/// A file the table references, as the store needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    /// Path relative to the table root (`date=2026-03-08/part-….parquet`).
+    pub path: String,
+    /// Size in bytes recorded in the log.
+    pub size: i64,
+    /// Row count recorded in the file statistics, when present.
+    pub rows: Option<usize>,
+    /// Partition values (`date` → `2026-03-08`).
+    pub partition_values: HashMap<String, Option<String>>,
+}
+
+/// The active segments of `table` at its loaded version.
+pub fn active_segments(table: &DeltaTable) -> Result<Vec<SegmentFile>, StoreError> {
+    let snapshot = table.snapshot()?;
+    Ok(snapshot
+        .log_data()
+        .iter()
+        .map(|file| SegmentFile {
+            path: file.path().to_string(),
+            size: file.size(),
+            rows: file.num_records(),
+            partition_values: file.partition_values_map(),
+        })
+        .collect())
+}
+
+/// Writes `batches` (with the table's full schema, partition columns
+/// included) as new segments of `table`, each at most about
+/// `target_file_bytes` when given, and returns their `add` actions with the
+/// `sha256` tag set. Nothing is committed: on failure the files are orphans
+/// that `vacuum` removes.
+///
+/// Errors: Delta/Parquet errors from writing; object-store errors reading back.
+pub(crate) async fn write_segments(
+    table: &DeltaTable,
+    batches: Vec<RecordBatch>,
+    target_file_bytes: Option<u64>,
+) -> Result<Vec<Add>, StoreError> {
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(Vec::new());
+    }
+    let mut writer = RecordBatchWriter::for_table(table)?
+        .with_writer_properties(segment_writer_properties()?)
+        .with_target_file_size(target_file_bytes.unwrap_or(0));
+    for batch in batches {
+        if batch.num_rows() > 0 {
+            writer.write(batch).await?;
+        }
+    }
+    let mut adds = writer.flush().await?;
+    let store = table.object_store();
+    for add in &mut adds {
+        let (sha256, _) = hash_segment(store.as_ref(), &add.path).await?;
+        add.tags
+            .get_or_insert_with(HashMap::new)
+            .insert(SHA256_TAG.to_string(), Some(sha256));
+    }
+    Ok(adds)
+}
+
+/// sha256 (hex) and byte length of the segment at `path` (table-relative).
+pub(crate) async fn hash_segment(
+    store: &dyn ObjectStore,
+    path: &str,
+) -> Result<(String, u64), StoreError> {
+    let location = segment_location(path)?;
+    let mut stream = store
+        .get(&location)
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
+        .into_stream();
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
+    {
+        length += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((hex::encode(hasher.finalize()), length))
+}
+
+/// The object-store path of a table-relative segment path (percent-decoded).
+pub(crate) fn segment_location(path: &str) -> Result<Path, StoreError> {
+    Path::from_url_path(path).map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))
+}
+
+/// The commit metadata entry describing `adds` (path → sha256, size, rows).
+fn segments_metadata(adds: &[Add]) -> Value {
+    let mut map = serde_json::Map::new();
+    for add in adds {
+        let sha256 = add
+            .tags
+            .as_ref()
+            .and_then(|t| t.get(SHA256_TAG).cloned().flatten());
+        let rows = add
+            .stats
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .and_then(|v| v.get("numRecords").and_then(Value::as_u64));
+        map.insert(
+            add.path.clone(),
+            json!({"sha256": sha256, "size": add.size, "rows": rows}),
+        );
+    }
+    Value::Object(map)
+}
+
+/// Why a commit did not land.
+#[derive(Debug)]
+pub(crate) enum CommitFailure {
+    /// Another writer committed the version first; reload and redo the work.
+    Conflict,
+    /// Anything else.
+    Failed(StoreError),
+}
+
+/// Commits `actions` (plus the segment hashes of their `add`s) in one Delta
+/// commit on top of `table`'s loaded version. Never retries by itself: a
+/// concurrent commit surfaces as [`CommitFailure::Conflict`], so the caller
+/// can recompute (e.g. dedupe again) before trying again.
+pub(crate) async fn commit(
+    table: &DeltaTable,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    mut metadata: serde_json::Map<String, Value>,
+) -> Result<u64, CommitFailure> {
+    let adds: Vec<Add> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Add(add) => Some(add.clone()),
+            _ => None,
+        })
+        .collect();
+    metadata.insert(SEGMENTS_METADATA_KEY.into(), segments_metadata(&adds));
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| CommitFailure::Failed(e.into()))?;
+    let properties = CommitProperties::default()
+        .with_create_checkpoint(true)
+        .with_cleanup_expired_logs(Some(false))
+        .with_max_retries(0);
+    let result = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .with_app_metadata(metadata.into_iter().collect())
+        .build(Some(snapshot), table.log_store(), operation)
+        .await;
+    match result {
+        Ok(done) => Ok(done.version() as u64),
+        Err(DeltaTableError::Transaction { source }) => match source {
+            TransactionError::VersionAlreadyExists(_)
+            | TransactionError::MaxCommitAttempts(_)
+            | TransactionError::CommitConflict(_) => Err(CommitFailure::Conflict),
+            other => Err(CommitFailure::Failed(StoreError::Delta(
+                DeltaTableError::Transaction { source: other },
+            ))),
+        },
+        Err(DeltaTableError::VersionAlreadyExists(_)) => Err(CommitFailure::Conflict),
+        Err(e) => Err(CommitFailure::Failed(e.into())),
+    }
+}
+
+/// Reads one segment back as a batch of `schema` (the table's full schema),
+/// restoring partition columns (stored only in the path) from
+/// `file.partition_values`.
+///
+/// Errors: object-store or Parquet errors; a partition value that does not
+/// parse as the column's type.
+pub(crate) async fn read_segment(
+    table: &DeltaTable,
+    file: &SegmentFile,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>, StoreError> {
+    let store: Arc<dyn ObjectStore> = table.object_store();
+    let bytes = store
+        .get(&segment_location(&file.path)?)
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
+        .bytes()
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?;
+    let parquet = |e| StoreError::Delta(DeltaTableError::Parquet { source: e });
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(parquet)?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(parquet)?;
+    let parts = reader.collect::<Result<Vec<RecordBatch>, _>>()?;
+    parts
+        .into_iter()
+        .map(|part| with_table_schema(part, file, schema))
+        .collect()
+}
+
+/// Re-assembles a file batch into the table schema: file columns by name,
+/// partition columns from the path's values, other missing columns as nulls.
+fn with_table_schema(
+    part: RecordBatch,
+    file: &SegmentFile,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, StoreError> {
+    let rows = part.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        if let Some(column) = part.column_by_name(field.name()) {
+            let column = if column.data_type() == field.data_type() {
+                Arc::clone(column)
+            } else {
+                deltalake::arrow::compute::cast(column, field.data_type())?
+            };
+            columns.push(column);
+        } else if let Some(value) = file.partition_values.get(field.name()) {
+            columns.push(partition_column(field.data_type(), value.as_deref(), rows)?);
+        } else {
+            columns.push(deltalake::arrow::array::new_null_array(field.data_type(), rows));
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+fn partition_column(
+    data_type: &DataType,
+    value: Option<&str>,
+    rows: usize,
+) -> Result<ArrayRef, StoreError> {
+    match (data_type, value) {
+        (_, None) => Ok(deltalake::arrow::array::new_null_array(data_type, rows)),
+        (DataType::Date32, Some(text)) => {
+            let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| {
+                StoreError::Delta(DeltaTableError::Generic(format!(
+                    "partition value {text:?} is not a date: {e}"
+                )))
+            })?;
+            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+            let days = (day - epoch).num_days() as i32;
+            Ok(Arc::new(Date32Array::from(vec![days; rows])))
+        }
+        (other, Some(text)) => {
+            let strings = deltalake::arrow::array::StringArray::from(vec![text; rows]);
+            Ok(deltalake::arrow::compute::cast(&strings, other)?)
+        }
+    }
+}
