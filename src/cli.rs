@@ -106,6 +106,11 @@ pub struct IngestArgs {
     /// With --follow: seconds between commits.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub interval: f64,
+
+    /// After committing, compact a date partition once it holds this many
+    /// small segments (0 = never compact automatically).
+    #[arg(long, default_value_t = 32, value_name = "SEGMENTS")]
+    pub auto_compact_after: usize,
 }
 
 #[derive(Debug, Args)]

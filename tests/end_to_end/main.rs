@@ -4,9 +4,11 @@
 
 mod harness;
 
+mod crash;
 mod export;
 mod follow;
 mod ingest;
 mod redaction;
 mod report;
 mod sql;
+mod store;
