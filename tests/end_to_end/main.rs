@@ -8,6 +8,7 @@ mod crash;
 mod export;
 mod follow;
 mod ingest;
+mod object_store;
 mod redaction;
 mod report;
 mod sql;
