@@ -57,7 +57,10 @@ pub async fn run_vacuum(store: &EventStore, args: VacuumArgs) -> Result<()> {
     }
     for s in &summaries {
         let verb = if s.dry_run { "would delete" } else { "deleted" };
-        println!("{}: {verb} {} unreferenced file(s)", s.table, s.files_deleted);
+        println!(
+            "{}: {verb} {} unreferenced file(s)",
+            s.table, s.files_deleted
+        );
     }
     Ok(())
 }
@@ -131,7 +134,11 @@ pub async fn run_verify(store: &EventStore, args: VerifyArgs) -> Result<()> {
     if !report.is_ok() {
         bail!(
             "verification failed: {} damaged or missing segment(s): {}",
-            report.problems.iter().filter(|p| p.problem != "no_recorded_hash").count(),
+            report
+                .problems
+                .iter()
+                .filter(|p| p.problem != "no_recorded_hash")
+                .count(),
             report
                 .problems
                 .iter()
@@ -171,7 +178,10 @@ pub async fn run_erase(store: &EventStore, args: EraseArgs) -> Result<()> {
                 t.table, t.rows_removed, t.rows_left, t.segments_rewritten
             );
         }
-        println!("  {} file(s) deleted from storage (vacuum, zero retention)", receipt.files_vacuumed);
+        println!(
+            "  {} file(s) deleted from storage (vacuum, zero retention)",
+            receipt.files_vacuumed
+        );
         if receipt.exports.is_empty() {
             println!("  no registered export contained these events");
         }

@@ -370,7 +370,10 @@ pub async fn ingest(
         )
     };
     let mut segments_compacted = 0;
-    if let (Some(min_files), Some(Some(_))) = (options.auto_compact_after, outcome.as_ref().map(|o| o.version)) {
+    if let (Some(min_files), Some(Some(_))) = (
+        options.auto_compact_after,
+        outcome.as_ref().map(|o| o.version),
+    ) {
         let compaction = store
             .compact(
                 trajectory_store::EVENTS_TABLE,

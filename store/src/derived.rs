@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 
 use deltalake::arrow::array::RecordBatch;
-use futures::StreamExt;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -93,7 +93,6 @@ impl EventStore {
             .await?;
         table
             .version()
-            .map(|v| v as u64)
             .ok_or_else(|| StoreError::Delta(DeltaTableError::Generic("no version".into())))
     }
 

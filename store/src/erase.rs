@@ -222,7 +222,10 @@ impl EventStore {
             )));
         }
         for name in DERIVED_TABLES {
-            if let Some(outcome) = self.erase_derived(name, &erased, &sessions, selector).await? {
+            if let Some(outcome) = self
+                .erase_derived(name, &erased, &sessions, selector)
+                .await?
+            {
                 tables.push(outcome);
             }
         }
@@ -237,7 +240,8 @@ impl EventStore {
         }
         for entry in tables.iter_mut().skip(1) {
             if let Some(table) = self.load_table(&entry.table).await? {
-                entry.rows_left = count_derived_matches(&table, &erased, &sessions, selector).await?;
+                entry.rows_left =
+                    count_derived_matches(&table, &erased, &sessions, selector).await?;
             }
         }
         let exports = self.affected_exports(&erased).await?;

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{Action, StructType};
-use deltalake::protocol::DeltaOperation;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde_json::{json, Value};
@@ -146,7 +146,9 @@ impl EventStore {
         info: CommitInfo,
     ) -> Result<AppendOutcome, StoreError> {
         for _attempt in 0..MAX_COMMIT_ATTEMPTS {
-            let table = self.ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN]).await?;
+            let table = self
+                .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
+                .await?;
             let existing = existing_event_ids(&table, &batch).await?;
             let fresh = keep_fresh_rows(&batch, &existing)?;
             let rows_already_present = batch.num_rows() - fresh.num_rows();
@@ -238,9 +240,18 @@ pub fn table_properties(name: &str) -> HashMap<String, Option<String>> {
         "session_id"
     };
     HashMap::from([
-        ("delta.dataSkippingStatsColumns".to_string(), Some(stats_columns.to_string())),
-        ("delta.checkpointInterval".to_string(), Some("10".to_string())),
-        ("delta.enableExpiredLogCleanup".to_string(), Some("false".to_string())),
+        (
+            "delta.dataSkippingStatsColumns".to_string(),
+            Some(stats_columns.to_string()),
+        ),
+        (
+            "delta.checkpointInterval".to_string(),
+            Some("10".to_string()),
+        ),
+        (
+            "delta.enableExpiredLogCleanup".to_string(),
+            Some("false".to_string()),
+        ),
     ])
 }
 

@@ -63,7 +63,11 @@ impl EventStore {
     pub async fn exports(&self) -> Result<Vec<ExportRecord>, StoreError> {
         let store = self.location().object_store()?;
         let prefix = Path::from(EXPORTS_PREFIX);
-        let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await.map_err(object_error)?;
+        let metas: Vec<_> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(object_error)?;
         let mut out = Vec::new();
         for meta in metas {
             let bytes = store

@@ -20,9 +20,9 @@
 
 mod derived;
 mod erase;
-mod exports;
 mod error;
 mod events;
+mod exports;
 mod location;
 mod maintenance;
 mod root_files;
@@ -32,10 +32,12 @@ pub use segments::DEFAULT_TARGET_SEGMENT_BYTES;
 pub use derived::{DerivedLineage, DERIVED_LINEAGE_COLUMNS, DERIVED_TABLES};
 pub use erase::{AffectedExport, ErasureReceipt, ErasureSelector, TableErasure};
 pub use error::StoreError;
-pub use exports::ExportRecord;
 pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};
+pub use exports::ExportRecord;
 pub use location::StoreLocation;
-pub use maintenance::{CompactionSummary, HistoryEntry, SegmentProblem, VacuumSummary, VerifyReport};
+pub use maintenance::{
+    CompactionSummary, HistoryEntry, SegmentProblem, VacuumSummary, VerifyReport,
+};
 
 /// Re-export of the Delta Lake crate the store is built on, so that `query`
 /// and the exporters use the very same version.

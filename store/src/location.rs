@@ -176,7 +176,10 @@ mod tests {
     fn unsupported_schemes_are_refused_with_a_reason() {
         let loc = StoreLocation::parse("s3://bucket/prefix").unwrap();
         assert!(loc.is_remote() && loc.local_path().is_none());
-        assert_eq!(loc.table_url("events").as_str(), "s3://bucket/prefix/events/");
+        assert_eq!(
+            loc.table_url("events").as_str(),
+            "s3://bucket/prefix/events/"
+        );
         let err = StoreLocation::parse("gs://bucket/x").unwrap_err();
         assert!(err.to_string().contains("s3://"), "{err}");
         assert!(StoreLocation::parse("s3:///nobucket").is_err());

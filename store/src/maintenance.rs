@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use deltalake::arrow::compute::{
+    concat_batches, lexsort_to_indices, take_record_batch, SortColumn,
+};
 use deltalake::kernel::{Action, Remove};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::operations::vacuum::VacuumMode;
@@ -220,14 +222,14 @@ impl EventStore {
             let Some(table) = self.load_table(&name).await? else {
                 continue;
             };
-            let latest = table.version().unwrap_or_default() as u64;
+            let latest = table.version().unwrap_or_default();
             let commits: Vec<_> = table.history(None).try_collect().await?;
             for (index, commit) in commits.into_iter().enumerate() {
                 let info = &commit.info;
                 let version = info
                     .get("version")
                     .and_then(Value::as_u64)
-                    .or(commit.read_version.map(|v| v as u64 + 1))
+                    .or(commit.read_version.map(|v| v + 1))
                     .unwrap_or(latest.saturating_sub(index as u64));
                 let metrics = commit
                     .operation_parameters
@@ -348,7 +350,8 @@ impl EventStore {
             let ever_written: HashSet<String> = recorded.keys().cloned().collect();
             let mut listing = store.list(None);
             while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?;
+                let meta = meta
+                    .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?;
                 let path = meta.location.to_string();
                 if path.starts_with("_delta_log") || !path.ends_with(".parquet") {
                     continue;
@@ -422,7 +425,10 @@ fn plan_bins(files: &[SegmentFile], target_bytes: u64, min_files: usize) -> Vec<
     let mut by_partition: BTreeMap<String, Vec<&SegmentFile>> = BTreeMap::new();
     for file in files {
         if (file.size.max(0) as u64) < target_bytes {
-            by_partition.entry(partition_key(file)).or_default().push(file);
+            by_partition
+                .entry(partition_key(file))
+                .or_default()
+                .push(file);
         }
     }
     let mut bins = Vec::new();
@@ -450,7 +456,12 @@ pub(crate) fn sort_rows(batch: &RecordBatch) -> Result<RecordBatch, StoreError> 
     let sort_columns: Vec<SortColumn> = ["session_id", "seq", "event_id", "turn_id", "reward_id"]
         .iter()
         .filter_map(|name| batch.column_by_name(name))
-        .filter(|c| !matches!(c.data_type(), deltalake::arrow::datatypes::DataType::List(_)))
+        .filter(|c| {
+            !matches!(
+                c.data_type(),
+                deltalake::arrow::datatypes::DataType::List(_)
+            )
+        })
         .map(|values| SortColumn {
             values: Arc::clone(values),
             options: None,

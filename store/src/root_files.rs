@@ -79,7 +79,8 @@ impl EventStore {
                     if let Some(root) = self.location().local_path() {
                         use std::os::unix::fs::PermissionsExt;
                         let file = root.join(REDACTION_KEY);
-                        let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+                        let _ =
+                            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
                     }
                     return Ok(fresh);
                 }

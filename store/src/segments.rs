@@ -125,7 +125,8 @@ pub(crate) async fn hash_segment(
 
 /// The object-store path of a table-relative segment path (percent-decoded).
 pub(crate) fn segment_location(path: &str) -> Result<Path, StoreError> {
-    Path::from_url_path(path).map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))
+    Path::from_url_path(path)
+        .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))
 }
 
 /// The commit metadata entry describing `adds` (path → sha256, size, rows).
@@ -189,7 +190,7 @@ pub(crate) async fn commit(
         .build(Some(snapshot), table.log_store(), operation)
         .await;
     match result {
-        Ok(done) => Ok(done.version() as u64),
+        Ok(done) => Ok(done.version()),
         Err(DeltaTableError::Transaction { source }) => match source {
             TransactionError::VersionAlreadyExists(_)
             | TransactionError::MaxCommitAttempts(_)
@@ -255,7 +256,10 @@ fn with_table_schema(
         } else if let Some(value) = file.partition_values.get(field.name()) {
             columns.push(partition_column(field.data_type(), value.as_deref(), rows)?);
         } else {
-            columns.push(deltalake::arrow::array::new_null_array(field.data_type(), rows));
+            columns.push(deltalake::arrow::array::new_null_array(
+                field.data_type(),
+                rows,
+            ));
         }
     }
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)

@@ -57,7 +57,8 @@ fn groups(files: Vec<PathBuf>, count: usize) -> Vec<Vec<PathBuf>> {
     let mut groups: Vec<Vec<PathBuf>> = Vec::new();
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let companion = name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with("-wal.zst");
+        let companion =
+            name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with("-wal.zst");
         match groups.last_mut() {
             Some(last) if companion => last.push(file),
             _ => groups.push(vec![file]),
@@ -130,7 +131,10 @@ fn sigkill_at_random_moments_then_resume_stores_each_event_once() {
         assert!(status.code().is_none(), "killed by a signal");
         kills += 1;
     }
-    assert!(kills >= required_kills(), "only {kills} kills landed in {attempts} attempts");
+    assert!(
+        kills >= required_kills(),
+        "only {kills} kills landed in {attempts} attempts"
+    );
     for group in &steps[step..] {
         copy_group(group, &from, &input);
     }
@@ -144,7 +148,10 @@ fn sigkill_at_random_moments_then_resume_stores_each_event_once() {
     clean.ingest(&[&input]);
     let (ids, rows, quarantined) = stored(&ws);
     let (clean_ids, clean_rows, clean_quarantined) = stored(&clean);
-    assert_eq!(rows, clean_rows, "rows after {kills} kills ({finished_first} runs finished first)");
+    assert_eq!(
+        rows, clean_rows,
+        "rows after {kills} kills ({finished_first} runs finished first)"
+    );
     assert_eq!(quarantined, clean_quarantined);
     assert_eq!(
         ws.count("SELECT count(*) - count(DISTINCT event_id) FROM events"),
@@ -181,5 +188,8 @@ fn concurrent_ingests_of_overlapping_inputs_store_each_event_once() {
     assert_eq!(rows, clean_rows);
     assert_eq!(quarantined, clean_quarantined);
     assert!(ids == clean_ids);
-    assert_eq!(ws.count("SELECT count(*) - count(DISTINCT event_id) FROM events"), 0);
+    assert_eq!(
+        ws.count("SELECT count(*) - count(DISTINCT event_id) FROM events"),
+        0
+    );
 }

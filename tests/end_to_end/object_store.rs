@@ -27,11 +27,20 @@ impl S3Server {
             .unwrap()
             .port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m moto.server (pip install 'moto[server]'; see requirements-test.txt)");
+            .expect(
+                "python3 -m moto.server (pip install 'moto[server]'; see requirements-test.txt)",
+            );
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the S3 server did not start");
@@ -82,8 +91,16 @@ impl S3Server {
     }
 
     fn count(&self, prefix: &str, sql: &str) -> i64 {
-        let rows: Value = serde_json::from_str(&self.ok(prefix, &["sql", "--format", "json", sql])).unwrap();
-        rows[0].as_object().unwrap().values().next().unwrap().as_i64().unwrap()
+        let rows: Value =
+            serde_json::from_str(&self.ok(prefix, &["sql", "--format", "json", sql])).unwrap();
+        rows[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_i64()
+            .unwrap()
     }
 
     fn keys(&self, prefix: &str) -> Vec<String> {
@@ -123,12 +140,17 @@ fn s3_store_holds_the_same_log_as_a_local_one() {
     let again = ingest_json(&server, "store", &examples());
     assert_eq!(again["events_added"], 0, "{again}");
     assert_eq!(
-        server.count("store", "SELECT count(*) - count(DISTINCT event_id) FROM events"),
+        server.count(
+            "store",
+            "SELECT count(*) - count(DISTINCT event_id) FROM events"
+        ),
         0
     );
     // Everything lives in the bucket: the table, its log, the redaction key.
     let keys = server.keys("store/");
-    assert!(keys.iter().any(|k| k.starts_with("store/events/_delta_log/")));
+    assert!(keys
+        .iter()
+        .any(|k| k.starts_with("store/events/_delta_log/")));
     assert!(keys.iter().any(|k| k.ends_with(".parquet")));
     assert!(keys.contains(&"store/_trajectory/redaction.key".to_string()));
 
@@ -136,7 +158,8 @@ fn s3_store_holds_the_same_log_as_a_local_one() {
     let verify: Value = serde_json::from_str(&server.ok("store", &["verify", "--json"])).unwrap();
     assert_eq!(verify["problems"], serde_json::json!([]));
     assert!(verify["segments_checked"].as_u64().unwrap() > 0);
-    let history: Vec<Value> = serde_json::from_str(&server.ok("store", &["history", "--json"])).unwrap();
+    let history: Vec<Value> =
+        serde_json::from_str(&server.ok("store", &["history", "--json"])).unwrap();
     assert_eq!(history[0]["ingest_id"], first["ingest_id"]);
     server.ok("store", &["compact"]);
     let session = local.sql(
@@ -146,12 +169,17 @@ fn s3_store_holds_the_same_log_as_a_local_one() {
         .unwrap()
         .to_string();
     let receipt: Value =
-        serde_json::from_str(&server.ok("store", &["erase", "--session", &session, "--json"])).unwrap();
+        serde_json::from_str(&server.ok("store", &["erase", "--session", &session, "--json"]))
+            .unwrap();
     assert_eq!(receipt["tables"][0]["rows_left"], 0);
     let removed = receipt["matched_events"].as_i64().unwrap();
     assert!(removed > 0);
     let left = server.count("store", stored);
-    assert_eq!(left, expected - removed + 1, "minus the session, plus the erasure record");
+    assert_eq!(
+        left,
+        expected - removed + 1,
+        "minus the session, plus the erasure record"
+    );
 
     // Python deltalake reads the table from the bucket with the same rows.
     let script = format!(
@@ -195,7 +223,10 @@ fn s3_commits_are_put_if_absent() {
     let body = server.boto(&format!(
         "print(s3.get_object(Bucket='{BUCKET}', Key='{key}')['Body'].read().decode())"
     ));
-    assert!(body.contains("\"other_writer\":\"planted\""), "the other writer's commit is intact: {body}");
+    assert!(
+        body.contains("\"other_writer\":\"planted\""),
+        "the other writer's commit is intact: {body}"
+    );
 }
 
 #[test]
@@ -222,7 +253,10 @@ fn concurrent_s3_ingests_store_each_event_once() {
     let stored = "SELECT count(*) FROM events WHERE kind <> 'source_checkpoint'";
     assert_eq!(server.count("shared", stored), local.count(stored));
     assert_eq!(
-        server.count("shared", "SELECT count(*) - count(DISTINCT event_id) FROM events"),
+        server.count(
+            "shared",
+            "SELECT count(*) - count(DISTINCT event_id) FROM events"
+        ),
         0
     );
 }

@@ -88,10 +88,17 @@ fn compact_bin_packs_small_segments_and_keeps_every_row() {
     let ws = Workspace::new();
     let input = ws.path("growing.jsonl");
     let summaries = ingest_in_chunks(&ws, &input, 10, &["--auto-compact-after", "0"]);
-    assert!(summaries.iter().all(|s| s["events_added"].as_i64() > Some(0)));
+    assert!(summaries
+        .iter()
+        .all(|s| s["events_added"].as_i64() > Some(0)));
     let before = parquet_files(&ws.store().join("events")).len();
     assert!(before >= 10, "one segment per ingest at least: {before}");
-    let ids_before = ws.ok(["sql", "--format", "csv", "SELECT event_id FROM events ORDER BY event_id"]);
+    let ids_before = ws.ok([
+        "sql",
+        "--format",
+        "csv",
+        "SELECT event_id FROM events ORDER BY event_id",
+    ]);
 
     let out: Value = serde_json::from_str(&ws.ok(["compact", "--json"])).unwrap();
     let events = &out[0];
@@ -102,7 +109,12 @@ fn compact_bin_packs_small_segments_and_keeps_every_row() {
         "{out}"
     );
     // The same rows, readable by everyone.
-    let ids_after = ws.ok(["sql", "--format", "csv", "SELECT event_id FROM events ORDER BY event_id"]);
+    let ids_after = ws.ok([
+        "sql",
+        "--format",
+        "csv",
+        "SELECT event_id FROM events ORDER BY event_id",
+    ]);
     assert_eq!(ids_before, ids_after);
     assert_readers_agree(&ws);
 
@@ -140,14 +152,35 @@ print(json.dumps(ok))
     );
     assert_eq!(sorted.trim(), "true");
 
+    // Log checkpoints are written (every 10 commits: this table has 12).
+    let checkpoints = std::fs::read_dir(ws.store().join("events/_delta_log"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(".checkpoint.parquet")
+        })
+        .count();
+    assert!(checkpoints >= 1, "a Delta log checkpoint exists");
+
     // Compacted-away segments stay until vacuum; history shows the rewrite.
     let history = ws.ok(["history", "--json"]);
     assert!(history.contains("\"compact\""), "{history}");
     let kept = parquet_files(&ws.store().join("events")).len();
     assert!(kept > live.len());
-    let dry: Value = serde_json::from_str(&ws.ok(["vacuum", "--retention-hours", "0", "--dry-run", "--json"])).unwrap();
-    assert_eq!(dry[0]["files_deleted"].as_u64().unwrap() as usize, kept - live.len());
-    assert_eq!(parquet_files(&ws.store().join("events")).len(), kept, "dry run deletes nothing");
+    let dry: Value =
+        serde_json::from_str(&ws.ok(["vacuum", "--retention-hours", "0", "--dry-run", "--json"]))
+            .unwrap();
+    assert_eq!(
+        dry[0]["files_deleted"].as_u64().unwrap() as usize,
+        kept - live.len()
+    );
+    assert_eq!(
+        parquet_files(&ws.store().join("events")).len(),
+        kept,
+        "dry run deletes nothing"
+    );
     ws.ok(["vacuum", "--retention-hours", "0"]);
     assert_eq!(parquet_files(&ws.store().join("events")).len(), live.len());
     let verify: Value = serde_json::from_str(&ws.ok(["verify", "--json"])).unwrap();
@@ -167,7 +200,13 @@ fn frequent_small_ingests_are_compacted_automatically() {
         .sum();
     assert!(compacted >= 4, "{summaries:?}");
     let live = ws.count("SELECT count(*) FROM events WHERE kind <> 'source_checkpoint'");
-    assert_eq!(live, summaries.iter().map(|s| s["events_added"].as_i64().unwrap()).sum::<i64>());
+    assert_eq!(
+        live,
+        summaries
+            .iter()
+            .map(|s| s["events_added"].as_i64().unwrap())
+            .sum::<i64>()
+    );
     let history: Vec<Value> = serde_json::from_str(&ws.ok(["history", "--json"])).unwrap();
     assert!(history.iter().any(|h| h["operation"] == "compact"));
 }
@@ -175,8 +214,12 @@ fn frequent_small_ingests_are_compacted_automatically() {
 #[test]
 fn history_lists_commits_with_ingest_ids() {
     let ws = Workspace::new();
-    let first = ws.ingest(&[&public("openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl")]);
-    let second = ws.ingest(&[&public("openclaw-v3-moltbot-anthropic-thinking.excerpt.jsonl")]);
+    let first = ws.ingest(&[&public(
+        "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl",
+    )]);
+    let second = ws.ingest(&[&public(
+        "openclaw-v3-moltbot-anthropic-thinking.excerpt.jsonl",
+    )]);
     let history: Vec<Value> = serde_json::from_str(&ws.ok(["history", "--json"])).unwrap();
     // Newest first: the second ingest, the first, then the table's creation.
     assert_eq!(history.len(), 3, "{history:?}");
@@ -189,9 +232,14 @@ fn history_lists_commits_with_ingest_ids() {
     );
     assert_eq!(history[1]["ingest_id"], first["ingest_id"]);
     assert_eq!(history[2]["version"], 0);
-    assert!(history.iter().all(|h| h["time"].as_str().is_some_and(|t| t.starts_with("20"))));
+    assert!(history
+        .iter()
+        .all(|h| h["time"].as_str().is_some_and(|t| t.starts_with("20"))));
     let text = ws.ok(["history"]);
-    assert!(text.contains(second["ingest_id"].as_str().unwrap()), "{text}");
+    assert!(
+        text.contains(second["ingest_id"].as_str().unwrap()),
+        "{text}"
+    );
     // Time travel to the first ingest's version.
     let v = first["table_version"].as_u64().unwrap().to_string();
     let then = ws.ok([
@@ -213,7 +261,10 @@ fn verify_fails_naming_a_segment_with_a_flipped_byte() {
     let ok = ws.ok(["verify"]);
     assert!(ok.contains("ok:"), "{ok}");
     let files = parquet_files(&ws.store().join("events"));
-    let victim = files.iter().max_by_key(|f| std::fs::metadata(f).unwrap().len()).unwrap();
+    let victim = files
+        .iter()
+        .max_by_key(|f| std::fs::metadata(f).unwrap().len())
+        .unwrap();
     let mut bytes = std::fs::read(victim).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -232,7 +283,11 @@ fn verify_fails_naming_a_segment_with_a_flipped_byte() {
 
     // A missing segment is named too; an uncommitted file is an orphan.
     std::fs::remove_file(victim).unwrap();
-    std::fs::write(victim.with_file_name("part-crashed-writer.parquet"), b"PAR1").unwrap();
+    std::fs::write(
+        victim.with_file_name("part-crashed-writer.parquet"),
+        b"PAR1",
+    )
+    .unwrap();
     let report: Value = serde_json::from_slice(&ws.run(["verify", "--json"]).stdout).unwrap();
     assert!(report["problems"]
         .as_array()
@@ -306,24 +361,39 @@ fn erase_removes_a_session_everywhere_and_names_affected_exports() {
     ));
     assert_eq!(session.len(), 1);
     let session = session[0]["session_id"].as_str().unwrap().to_string();
-    let in_session = ws.count(&format!("SELECT count(*) FROM events WHERE session_id = '{session}'"));
+    let in_session = ws.count(&format!(
+        "SELECT count(*) FROM events WHERE session_id = '{session}'"
+    ));
     let others = ws.count(&format!(
         "SELECT count(*) FROM events WHERE session_id IS DISTINCT FROM '{session}'"
     ));
     assert!(in_session > 0 && others > 0);
     // An export built from it, and compaction so segments mix both sessions.
     let out_dir = ws.path("dataset");
-    ws.ok(["export", "--target", "trl-sft", "--out", out_dir.to_str().unwrap()]);
+    ws.ok([
+        "export",
+        "--target",
+        "trl-sft",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     ws.ok(["compact"]);
 
     let root = ws.store();
     let before: Vec<String> =
         serde_json::from_str(&python(FIND_MARKER, &[root.to_str().unwrap(), marker])).unwrap();
-    assert!(!before.is_empty(), "the check must see the marker before erasure");
+    assert!(
+        !before.is_empty(),
+        "the check must see the marker before erasure"
+    );
 
     let receipt: Value =
         serde_json::from_str(&ws.ok(["erase", "--session", &session, "--json"])).unwrap();
-    assert_eq!(receipt["matched_events"].as_i64(), Some(in_session), "{receipt}");
+    assert_eq!(
+        receipt["matched_events"].as_i64(),
+        Some(in_session),
+        "{receipt}"
+    );
     let events = &receipt["tables"][0];
     assert_eq!(events["table"], "events");
     assert_eq!(events["rows_removed"].as_i64(), Some(in_session));
@@ -341,7 +411,12 @@ fn erase_removes_a_session_everywhere_and_names_affected_exports() {
         serde_json::from_str(&python(FIND_MARKER, &[root.to_str().unwrap(), marker])).unwrap();
     assert_eq!(after, Vec::<String>::new(), "marker left in {after:?}");
     // Nothing else was lost; the erasure is on record, without content.
-    assert_eq!(ws.count(&format!("SELECT count(*) FROM events WHERE session_id = '{session}'")), 0);
+    assert_eq!(
+        ws.count(&format!(
+            "SELECT count(*) FROM events WHERE session_id = '{session}'"
+        )),
+        0
+    );
     assert_eq!(
         ws.count(&format!(
             "SELECT count(*) FROM events WHERE (session_id IS DISTINCT FROM '{session}') AND kind <> 'erasure'"
@@ -350,7 +425,8 @@ fn erase_removes_a_session_everywhere_and_names_affected_exports() {
     );
     let record = ws.sql("SELECT attributes FROM events WHERE kind = 'erasure'");
     assert_eq!(record.len(), 1);
-    let attributes: Value = serde_json::from_str(record[0]["attributes"].as_str().unwrap()).unwrap();
+    let attributes: Value =
+        serde_json::from_str(record[0]["attributes"].as_str().unwrap()).unwrap();
     assert_eq!(attributes["selector"]["session_id"], session.as_str());
     assert_eq!(attributes["matched_events"].as_i64(), Some(in_session));
     let verify: Value = serde_json::from_str(&ws.ok(["verify", "--json"])).unwrap();
@@ -361,13 +437,19 @@ fn erase_removes_a_session_everywhere_and_names_affected_exports() {
 #[test]
 fn erase_where_records_only_a_hash_of_the_predicate() {
     let ws = Workspace::new();
-    ws.ingest(&[&public("openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl")]);
+    ws.ingest(&[&public(
+        "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl",
+    )]);
     let matched = ws.count("SELECT count(*) FROM events WHERE kind = 'tool_call'");
     assert!(matched > 0);
     let predicate = "kind = 'tool_call'";
-    let receipt: Value = serde_json::from_str(&ws.ok(["erase", "--where", predicate, "--json"])).unwrap();
+    let receipt: Value =
+        serde_json::from_str(&ws.ok(["erase", "--where", predicate, "--json"])).unwrap();
     assert_eq!(receipt["matched_events"].as_i64(), Some(matched));
-    assert_eq!(ws.count("SELECT count(*) FROM events WHERE kind = 'tool_call'"), 0);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM events WHERE kind = 'tool_call'"),
+        0
+    );
     let record = ws.sql("SELECT attributes FROM events WHERE kind = 'erasure'");
     let text = record[0]["attributes"].as_str().unwrap();
     assert!(!text.contains("tool_call'"), "{text}");
