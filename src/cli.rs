@@ -69,6 +69,12 @@ pub enum Command {
     /// versions ends), records an `erasure` event (selector and counts, never
     /// content) and prints a receipt naming every export built from them.
     Erase(EraseArgs),
+    /// Build the derived tables turns, trajectories and rewards from the event
+    /// log (docs/datasets.md). Does nothing when they are up to date.
+    Derive(crate::derive_commands::DeriveArgs),
+    /// Score each turn with an LLM judge (any OpenAI-compatible endpoint, local
+    /// Ollama by default) and append the votes as `annotation` events.
+    Judge(crate::derive_commands::JudgeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod defaults;
+mod derive_commands;
 mod store_commands;
 
 use std::io::{IsTerminal, Write};
@@ -90,6 +91,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::History(args) => store_commands::run_history(&store, args).await,
         Command::Verify(args) => store_commands::run_verify(&store, args).await,
         Command::Erase(args) => store_commands::run_erase(&store, args).await,
+        Command::Derive(args) => derive_commands::run_derive(&store, args).await,
+        Command::Judge(args) => derive_commands::run_judge(&store, args).await,
     }
 }
 

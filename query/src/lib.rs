@@ -119,6 +119,12 @@ impl QueryEngine {
             active_branch::ACTIVE_BRANCH,
             std::sync::Arc::new(active_branch::ActiveBranchTable::new(ctx.clone())),
         )?;
+        // Derived tables (turns, rewards, ...) at their latest version, when built.
+        for name in trajectory_store::DERIVED_TABLES {
+            if let Some(derived) = store.derived_table(name).await? {
+                ctx.register_table(*name, derived.table_provider().await?)?;
+            }
+        }
         Ok(QueryEngine {
             ctx,
             events_version,

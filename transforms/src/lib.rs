@@ -1,5 +1,246 @@
-//! DataFusion jobs over the event log: turns, trajectories, rewards, dedupe.
+//! DataFusion jobs over the event log: turns, trajectories, rewards, judge.
 //!
-//! Not built yet (see the project's issues); the crate exists so the
-//! workspace has the layout of `docs/architecture.md` and the dependency
-//! direction `transforms -> query, store, schema` is fixed from the start.
+//! ```text
+//! events (one version) ──QueryEngine──▶ transcript events per session (sorted by seq)
+//!     ├─ turns::segment            ──▶ `turns`         (one row per turn, every branch)
+//!     ├─ trajectories::segment_episodes ──▶ `trajectories` (task episodes, siblings linked)
+//!     └─ rewards::compute_rewards  ──▶ `rewards`       (process / outcome / combined)
+//! judge::judge: turns ──OpenAI-compatible endpoint, k votes──▶ `annotation` events
+//! ```
+//!
+//! Derived tables are Delta tables beside `events`, each rebuilt whole by
+//! [`derive`] and recording the `events` version and parameters it was built
+//! from ([`trajectory_store::DerivedLineage`]). Every derived table carries a
+//! `session_id` [utf8] column and an `event_ids` [list<utf8>] column (the
+//! events each row was derived from), so that `trajectory erase` can remove
+//! everything derived from erased events. Columns and rules:
+//! `docs/datasets.md`.
+
+mod columns;
+pub mod judge;
+pub mod rewards;
+pub mod trajectories;
+pub mod transcript;
+pub mod turns;
+pub mod user_text;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use thiserror::Error;
+use trajectory_query::{AsOf, QueryEngine, QueryError};
+use trajectory_store::{DerivedLineage, EventStore, StoreError};
+
+pub use rewards::{Credit, RewardParams, REWARDS_METHOD_VERSION};
+pub use trajectories::{EpisodeRule, TRAJECTORIES_JOB_VERSION};
+pub use turns::TURNS_JOB_VERSION;
+
+/// Errors of the derive jobs and the judge.
+#[derive(Debug, Error)]
+pub enum DeriveError {
+    /// Reading the event log failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Writing a derived table or appending annotations failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A batch could not be built.
+    #[error("cannot build a derived batch: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A query result had an unexpected column.
+    #[error("unexpected query result: {0}")]
+    Column(String),
+    /// An option is out of range or unknown.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// The judge endpoint could not be used.
+    #[error("judge: {0}")]
+    Judge(String),
+}
+
+/// What [`derive`] runs with.
+#[derive(Debug, Clone, Default)]
+pub struct DeriveOptions {
+    /// Read the log at this version or time (latest when `None`).
+    pub as_of: Option<AsOf>,
+    pub rewards: RewardParams,
+    pub episodes: EpisodeRule,
+}
+
+impl DeriveOptions {
+    /// The parameters recorded in every derived table's lineage.
+    pub fn params(&self) -> Map<String, Value> {
+        let r = &self.rewards;
+        let mut params = Map::new();
+        params.insert("credit".into(), json!(r.credit.name()));
+        params.insert("gamma".into(), json!(r.gamma));
+        params.insert("prm_coef".into(), json!(r.prm_coef));
+        params.insert("reask_threshold".into(), json!(r.reask_threshold));
+        params.insert("idle_gap_us".into(), json!(self.episodes.idle_gap_us));
+        params.insert(
+            "episode_reask_threshold".into(),
+            json!(self.episodes.reask_threshold),
+        );
+        params
+    }
+
+    /// Checks ranges: `gamma` in [0, 1], thresholds in [0, 1], a
+    /// non-negative idle gap, a finite `prm_coef`.
+    pub fn validate(&self) -> Result<(), DeriveError> {
+        let r = &self.rewards;
+        let unit = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(DeriveError::InvalidOption(format!(
+                    "{name} must be in [0, 1], got {v}"
+                )))
+            }
+        };
+        unit("gamma", r.gamma)?;
+        unit("reask threshold", r.reask_threshold)?;
+        unit("episode re-ask threshold", self.episodes.reask_threshold)?;
+        if !r.prm_coef.is_finite() {
+            return Err(DeriveError::InvalidOption("prm_coef must be finite".into()));
+        }
+        if self.episodes.idle_gap_us < 0 {
+            return Err(DeriveError::InvalidOption(
+                "the idle gap must not be negative".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One derived table written (or found up to date).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DerivedTableSummary {
+    pub name: String,
+    pub rows: usize,
+    /// The derived table's Delta version; `None` when it was up to date.
+    pub version: Option<u64>,
+    pub job_version: String,
+}
+
+/// What [`derive`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeriveSummary {
+    /// The `events` version the tables were built from.
+    pub events_version: u64,
+    /// True when every table already recorded this events version and these
+    /// parameters: nothing was written.
+    pub up_to_date: bool,
+    pub tables: Vec<DerivedTableSummary>,
+    pub sessions: usize,
+}
+
+const JOBS: [(&str, &str); 3] = [
+    ("turns", TURNS_JOB_VERSION),
+    ("trajectories", TRAJECTORIES_JOB_VERSION),
+    ("rewards", REWARDS_METHOD_VERSION),
+];
+
+/// Builds `turns`, then `trajectories`, then `rewards` from one version of the
+/// log and replaces each derived table (one Delta commit per table, lineage in
+/// the commit). When all three already record the same events version, job
+/// versions and parameters, writes nothing and says so.
+///
+/// Errors: [`DeriveError::InvalidOption`]; [`QueryError::Empty`] (as
+/// [`DeriveError::Query`]) when nothing was ingested; store errors on write.
+pub async fn derive(
+    store: &EventStore,
+    options: &DeriveOptions,
+) -> Result<DeriveSummary, DeriveError> {
+    options.validate()?;
+    let engine = QueryEngine::open(store, options.as_of.as_ref()).await?;
+    let events_version = engine.events_version();
+    let params = options.params();
+    let lineage = |job: &str, job_version: &str| DerivedLineage {
+        events_version,
+        job: job.to_string(),
+        job_version: job_version.to_string(),
+        params: params.clone(),
+    };
+    let mut up_to_date = true;
+    for (job, version) in JOBS {
+        if store.derived_lineage(job).await?.as_ref() != Some(&lineage(job, version)) {
+            up_to_date = false;
+        }
+    }
+    if up_to_date {
+        return Ok(DeriveSummary {
+            events_version,
+            up_to_date: true,
+            tables: JOBS
+                .iter()
+                .map(|(job, version)| DerivedTableSummary {
+                    name: job.to_string(),
+                    rows: 0,
+                    version: None,
+                    job_version: version.to_string(),
+                })
+                .collect(),
+            sessions: 0,
+        });
+    }
+    let log = transcript::read_event_log(&engine).await?;
+    let session_turns: Vec<turns::SessionTurns> = log.sessions.iter().map(turns::segment).collect();
+    let episodes: Vec<trajectories::Trajectory> = log
+        .sessions
+        .iter()
+        .zip(&session_turns)
+        .enumerate()
+        .flat_map(|(i, (session, turns))| {
+            trajectories::segment_episodes(i, session, turns, &options.episodes)
+        })
+        .collect();
+    let reward_rows = rewards::compute_rewards(
+        &log.sessions,
+        &session_turns,
+        &episodes,
+        &log.side_events,
+        &options.rewards,
+    );
+    let pairs: Vec<(&transcript::Session, &turns::SessionTurns)> =
+        log.sessions.iter().zip(&session_turns).collect();
+    let batches = [
+        (
+            "turns",
+            turns::turns_schema(),
+            turns::turns_batch(&pairs, events_version)?,
+        ),
+        (
+            "trajectories",
+            trajectories::trajectories_schema(),
+            trajectories::trajectories_batch(
+                &log.sessions,
+                &session_turns,
+                &episodes,
+                events_version,
+            )?,
+        ),
+        (
+            "rewards",
+            rewards::rewards_schema(),
+            rewards::rewards_batch(&reward_rows, events_version)?,
+        ),
+    ];
+    let mut tables = Vec::new();
+    for ((name, schema, batch), (_, job_version)) in batches.into_iter().zip(JOBS) {
+        let rows = batch.num_rows();
+        let version = store
+            .replace_derived_table(name, schema, vec![batch], &lineage(name, job_version))
+            .await?;
+        tables.push(DerivedTableSummary {
+            name: name.to_string(),
+            rows,
+            version: Some(version),
+            job_version: job_version.to_string(),
+        });
+    }
+    Ok(DeriveSummary {
+        events_version,
+        up_to_date: false,
+        tables,
+        sessions: log.sessions.len(),
+    })
+}

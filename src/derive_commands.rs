@@ -1,0 +1,167 @@
+//! `trajectory derive` and `trajectory judge`: flags and printing; the jobs
+//! are in `trajectory-transforms`.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use trajectory_query::AsOf;
+use trajectory_store::EventStore;
+use trajectory_transforms::judge::{judge, JudgeOptions, DEFAULT_ENDPOINT};
+use trajectory_transforms::{derive, Credit, DeriveOptions};
+
+/// How step rewards get the trajectory outcome.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CreditArg {
+    /// The outcome copied to every step: r_t = o + c·p_t.
+    Copy,
+    /// Discounted from the end: r_t = o·γ^(T−1−t) + c·p_t.
+    Discount,
+    /// Group-normalised advantage over trajectories sharing a prompt.
+    Grpo,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  trajectory derive
+  trajectory derive --credit discount --gamma 0.8 --json
+  trajectory sql \"SELECT signal, count(*), avg(value) FROM rewards GROUP BY signal\"
+
+Tables and rules: docs/datasets.md.")]
+pub struct DeriveArgs {
+    /// Build from the log as it was at a table version or time (RFC 3339).
+    #[arg(long, value_name = "VERSION|TIMESTAMP")]
+    pub as_of: Option<String>,
+    /// Credit assignment of the combined step rewards.
+    #[arg(long, value_enum, default_value = "copy")]
+    pub credit: CreditArg,
+    /// Discount per step for --credit discount, in [0, 1].
+    #[arg(long, default_value_t = 0.9, value_name = "G")]
+    pub gamma: f64,
+    /// Weight of the process score next to the outcome.
+    #[arg(long, default_value_t = 1.0, value_name = "C")]
+    pub prm_coef: f64,
+    /// Jaccard similarity (word 2-shingles) from which a user message re-asks the previous one.
+    #[arg(long, default_value_t = 0.5, value_name = "J")]
+    pub reask_threshold: f64,
+    /// Minutes of silence after which the next user message starts a new episode.
+    #[arg(long, default_value_t = 30.0, value_name = "MINUTES")]
+    pub idle_gap_minutes: f64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  trajectory judge --model qwen3:8b                      # local Ollama, 3 votes
+  trajectory judge --endpoint http://gpu-box:8000/v1 --model judge --votes 5 --limit 100
+
+Results are appended as `annotation` events and feed the `judge` reward on the next derive.")]
+pub struct JudgeArgs {
+    /// Base URL of an OpenAI-compatible API.
+    #[arg(long, default_value = DEFAULT_ENDPOINT, value_name = "URL")]
+    pub endpoint: String,
+    /// The judge model name.
+    #[arg(long, value_name = "NAME")]
+    pub model: String,
+    /// Votes per turn; the score is their majority (ties give 0).
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub votes: usize,
+    /// Sampling temperature of each vote.
+    #[arg(long, default_value_t = 0.6)]
+    pub temperature: f64,
+    /// Judge at most N turns not judged yet.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Bearer token for the endpoint (not stored anywhere).
+    #[arg(long, env = "TRAJECTORY_JUDGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn as_of(text: Option<&str>) -> Result<Option<AsOf>> {
+    Ok(match text {
+        Some(text) => Some(text.parse::<AsOf>()?),
+        None => None,
+    })
+}
+
+pub async fn run_derive(store: &EventStore, args: DeriveArgs) -> Result<()> {
+    let mut options = DeriveOptions {
+        as_of: as_of(args.as_of.as_deref())?,
+        ..DeriveOptions::default()
+    };
+    options.rewards.credit = match args.credit {
+        CreditArg::Copy => Credit::Copy,
+        CreditArg::Discount => Credit::Discount,
+        CreditArg::Grpo => Credit::Grpo,
+    };
+    options.rewards.gamma = args.gamma;
+    options.rewards.prm_coef = args.prm_coef;
+    options.rewards.reask_threshold = args.reask_threshold;
+    options.episodes.reask_threshold = args.reask_threshold;
+    options.episodes.idle_gap_us = (args.idle_gap_minutes * 60.0 * 1e6).round() as i64;
+    let summary = derive(store, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    if summary.up_to_date {
+        println!(
+            "derived tables are up to date with events version {} (nothing to do)",
+            summary.events_version
+        );
+        return Ok(());
+    }
+    println!(
+        "derived from events version {} ({} session(s)):",
+        summary.events_version, summary.sessions
+    );
+    for table in &summary.tables {
+        println!(
+            "  {:<14} {:>8} row(s)  table version {}  ({})",
+            table.name,
+            table.rows,
+            table.version.map(|v| v.to_string()).unwrap_or_default(),
+            table.job_version
+        );
+    }
+    Ok(())
+}
+
+pub async fn run_judge(store: &EventStore, args: JudgeArgs) -> Result<()> {
+    let options = JudgeOptions {
+        endpoint: args.endpoint,
+        model: args.model,
+        votes: args.votes,
+        temperature: args.temperature,
+        limit: args.limit,
+        api_key: args.api_key,
+        timeout: Duration::from_secs(args.timeout),
+        as_of: None,
+    };
+    let summary = judge(store, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "judged {} turn(s) ({} already judged, {} with a next state); {} annotation(s) added{}; {} unparseable vote(s)",
+        summary.turns_judged,
+        summary.turns_already_judged,
+        summary.turns_considered,
+        summary.annotations_added,
+        summary
+            .events_version
+            .map(|v| format!(" in events version {v}"))
+            .unwrap_or_default(),
+        summary.unparseable_votes
+    );
+    Ok(())
+}

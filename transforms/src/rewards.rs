@@ -1,0 +1,1112 @@
+//! The `rewards` table: one row per (step or trajectory, signal).
+//!
+//! - `process` rows: one per LLM call (a *step*) and signal that fired, read
+//!   from the call's next state (its tool results, or the next user message
+//!   for a turn's last call). Signals and values: [`ProcessSignal`].
+//! - `outcome` rows: one per trajectory and signal: [`OutcomeSignal`].
+//! - `combined` rows: per trajectory (`subject_kind = 'trajectory'`) and per
+//!   (trajectory, step) (`subject_kind = 'llm_call'`), with the credit
+//!   assignment of [`Credit`].
+//!
+//! Formulas (`rewards-v1`; `c` = `prm_coef`, default 1):
+//! - step process score `p_t = clamp(Σ weight·value, −1, 1)` over the step's process rows;
+//! - trajectory outcome `o = clamp(Σ weight·value, −1, 1)` over its outcome rows;
+//! - trajectory reward `R = o + c·mean_t(p_t)` (0 for the mean when it has no step);
+//! - step reward: `copy` `r_t = o + c·p_t`; `discount` `r_t = o·γ^(T−1−t) + c·p_t`;
+//!   `grpo` as `copy`;
+//! - advantage: `copy`/`discount` the reward itself; `grpo` the trajectory's
+//!   `(R − mean_G)/(std_G + ε)` over the group G of trajectories sharing a
+//!   prompt hash (population std, ε = 1e−6), null when |G| < 2 or std = 0
+//!   (such groups carry no preference). Every step of a trajectory gets it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use regex::Regex;
+use serde_json::Value;
+
+use crate::columns::{event_ids_field, float64, int64, stable_id, string_lists, utf8};
+use crate::trajectories::{final_status, Trajectory};
+use crate::transcript::{Session, SideEvent, TranscriptEvent};
+use crate::turns::{SessionTurns, Turn};
+use crate::user_text::{
+    explicit_feedback, is_correction, is_thanks, jaccard, prompt_hash, REASK_SHINGLE_WORDS,
+};
+use crate::DeriveError;
+
+/// Version of the reward rules, weights and formulas.
+pub const REWARDS_METHOD_VERSION: &str = "rewards-v1";
+
+/// Statuses that mean a tool failed (`details.status`, as ingest reads it).
+pub const FAILED_TOOL_STATUSES: &[&str] = &[
+    "error",
+    "failed",
+    "approval-unavailable",
+    "denied",
+    "timeout",
+    "timed_out",
+];
+
+/// Process signals, their value when they fire and their weight in `p_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcessSignal {
+    /// A tool result of the call failed: `tool_is_error`, a failed
+    /// `tool_status`, an `error`, a non-zero exit code in the text, or an
+    /// error first line (see [`tool_failure`]). −1, weight 1.
+    ToolError,
+    /// The call made tool calls and every one has a result, none failed. +1, weight 0.5.
+    ToolSuccess,
+    /// A tool call's arguments are not a JSON object (nor a string holding one). −1, weight 1.
+    MalformedToolArgs,
+    /// A tool call repeats the turn's previous tool call (same name and
+    /// arguments compared as JSON) — a loop. −1, weight 0.5.
+    RepeatedCall,
+    /// `stop_reason = 'error'` or an error message. −1, weight 1.
+    CallError,
+    /// `stop_reason = 'aborted'`. −1, weight 1.
+    CallAborted,
+    /// `stop_reason = 'length'`. −1, weight 0.5.
+    CallTruncated,
+    /// A failed call followed in the turn by a call to another provider/model,
+    /// or a session fallback decision naming its provider: −1 when a local
+    /// call fell back to a cloud model, else −0.5; weight 0.5.
+    Fallback,
+    /// The next user message re-asks the turn's prompt (Jaccard ≥ threshold). −1, weight 1.
+    UserReask,
+    /// The next user message is a correction. −1, weight 1.
+    UserCorrection,
+    /// The next user message thanks or approves. +1, weight 1.
+    UserThanks,
+    /// 👍/👎-style next message, or a `feedback` annotation. ±1, weight 2.
+    ExplicitFeedback,
+    /// Mean score of judge annotations of the turn. In [−1, 1], weight 1.
+    Judge,
+}
+
+impl ProcessSignal {
+    /// The `signal` column value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessSignal::ToolError => "tool_error",
+            ProcessSignal::ToolSuccess => "tool_success",
+            ProcessSignal::MalformedToolArgs => "malformed_tool_args",
+            ProcessSignal::RepeatedCall => "repeated_call",
+            ProcessSignal::CallError => "call_error",
+            ProcessSignal::CallAborted => "call_aborted",
+            ProcessSignal::CallTruncated => "call_truncated",
+            ProcessSignal::Fallback => "fallback",
+            ProcessSignal::UserReask => "user_reask",
+            ProcessSignal::UserCorrection => "user_correction",
+            ProcessSignal::UserThanks => "user_thanks",
+            ProcessSignal::ExplicitFeedback => "explicit_feedback",
+            ProcessSignal::Judge => "judge",
+        }
+    }
+
+    /// Weight in the step process score.
+    pub fn weight(self) -> f64 {
+        match self {
+            ProcessSignal::ToolSuccess
+            | ProcessSignal::RepeatedCall
+            | ProcessSignal::CallTruncated
+            | ProcessSignal::Fallback => 0.5,
+            ProcessSignal::ExplicitFeedback => 2.0,
+            _ => 1.0,
+        }
+    }
+}
+
+/// Outcome signals of a trajectory, their values and weights in `o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeSignal {
+    /// Final status of the last turn: `completed` +0.5, `truncated` and
+    /// `incomplete` −0.5, `failed`, `aborted` and `no_response` −1. Weight 1.
+    FinalStatus,
+    /// The trajectory's last tool result: failed −1, else +1. Weight 0.5.
+    LastToolResult,
+    /// The user message after the trajectory: explicit 👍/👎 ±1, thanks +1,
+    /// correction or re-ask −1, anything else (the user moved on) +0.25. Weight 1.
+    NextUserMessage,
+    /// The session's latest cron run: `ok` +1, `error`/`failed`/`timeout` −1;
+    /// on the last active-branch trajectory of the session. Weight 1.
+    CronRun,
+}
+
+impl OutcomeSignal {
+    /// The `signal` column value.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeSignal::FinalStatus => "final_status",
+            OutcomeSignal::LastToolResult => "last_tool_result",
+            OutcomeSignal::NextUserMessage => "next_user_message",
+            OutcomeSignal::CronRun => "cron_run",
+        }
+    }
+
+    /// Weight in the trajectory outcome.
+    pub fn weight(self) -> f64 {
+        match self {
+            OutcomeSignal::LastToolResult => 0.5,
+            _ => 1.0,
+        }
+    }
+}
+
+/// Credit assignment of the combined step rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Credit {
+    /// The trajectory outcome copied to every step.
+    #[default]
+    Copy,
+    /// The outcome discounted by γ per step from the end.
+    Discount,
+    /// Group-normalised advantages over trajectories sharing a prompt.
+    Grpo,
+}
+
+impl Credit {
+    /// The `credit_assignment` column value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Credit::Copy => "copy",
+            Credit::Discount => "discount",
+            Credit::Grpo => "grpo",
+        }
+    }
+}
+
+impl std::str::FromStr for Credit {
+    type Err = DeriveError;
+
+    fn from_str(s: &str) -> Result<Credit, DeriveError> {
+        match s {
+            "copy" => Ok(Credit::Copy),
+            "discount" => Ok(Credit::Discount),
+            "grpo" => Ok(Credit::Grpo),
+            other => Err(DeriveError::InvalidOption(format!(
+                "unknown credit assignment {other:?}: expected copy, discount or grpo"
+            ))),
+        }
+    }
+}
+
+/// Parameters of the rewards job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RewardParams {
+    pub credit: Credit,
+    /// Discount per step for [`Credit::Discount`], in [0, 1]. Default 0.9.
+    pub gamma: f64,
+    /// Weight `c` of the process score next to the outcome. Default 1.
+    pub prm_coef: f64,
+    /// Jaccard threshold of a re-ask. Default 0.5.
+    pub reask_threshold: f64,
+}
+
+impl Default for RewardParams {
+    fn default() -> RewardParams {
+        RewardParams {
+            credit: Credit::Copy,
+            gamma: 0.9,
+            prm_coef: 1.0,
+            reask_threshold: 0.5,
+        }
+    }
+}
+
+/// Why a tool result counts as failed, or `None` when it succeeded.
+///
+/// In order: `tool_is_error` (ingest sets it from `isError`, a failed
+/// `details.status` or a non-zero `details.exitCode`); a `tool_status` in
+/// [`FAILED_TOOL_STATUSES`]; an `error`; a non-zero exit code in the last
+/// 400 bytes of the text (`exited with code N`, `exit code: N`, `exit status N`);
+/// a first line that is an error (`error:`, `Traceback`, `ENOENT`, `EACCES`,
+/// `command not found`, `No such file or directory`, `Permission denied`).
+/// Only the first line is matched for error words, so a file that merely
+/// contains the word "error" is not a failure.
+pub fn tool_failure(result: &TranscriptEvent) -> Option<String> {
+    let status = result.tool_status.as_deref().unwrap_or("");
+    if result.tool_is_error == Some(true) {
+        return Some(format!("tool_is_error (status {status})"));
+    }
+    if FAILED_TOOL_STATUSES.contains(&status) {
+        return Some(format!("status {status}"));
+    }
+    if result.error.is_some() {
+        return Some("error field set".into());
+    }
+    static EXIT: OnceLock<Option<Regex>> = OnceLock::new();
+    static FIRST_LINE: OnceLock<Option<Regex>> = OnceLock::new();
+    let text = result.text_or_empty();
+    let mut tail_start = text.len().saturating_sub(400);
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let exit = EXIT.get_or_init(|| {
+        Regex::new(r"(?i)(exited with code|exit code:?|exit status)\s*(-?[1-9][0-9]*)").ok()
+    });
+    if let Some(found) = exit
+        .as_ref()
+        .and_then(|re| re.captures(&text[tail_start..]))
+    {
+        return Some(format!("exit code {}", &found[2]));
+    }
+    let first_line = text.trim_start().lines().next().unwrap_or("");
+    let error_line = FIRST_LINE.get_or_init(|| {
+        Regex::new(r"(?i)^(error\b|fatal\b|traceback \(most recent call last\))|ENOENT|EACCES|command not found|no such file or directory|permission denied").ok()
+    });
+    if let Some(found) = error_line.as_ref().and_then(|re| re.find(first_line)) {
+        return Some(format!("error text \"{}\"", found.as_str()));
+    }
+    None
+}
+
+/// Whether tool arguments are well-formed: absent, a JSON object, or a JSON
+/// string that holds an object. Returns the problem otherwise.
+pub fn malformed_args(args: Option<&str>) -> Option<String> {
+    let args = args?;
+    match serde_json::from_str::<Value>(args) {
+        Ok(Value::Object(_)) => None,
+        Ok(Value::String(inner)) => match serde_json::from_str::<Value>(&inner) {
+            Ok(Value::Object(_)) => None,
+            _ => Some("arguments are a string that is not a JSON object".into()),
+        },
+        Ok(other) => Some(format!("arguments are a JSON {}", json_type(&other))),
+        Err(e) => Some(format!("arguments are not JSON ({})", e.classify_name())),
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Eof => "truncated",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "data error",
+            serde_json::error::Category::Io => "io error",
+        }
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The comparable identity of a tool call: name and arguments as JSON
+/// (object key order ignored), else the raw text.
+fn call_identity(call: &TranscriptEvent) -> (Option<&str>, Result<Value, &str>) {
+    let args = call.tool_args.as_deref().unwrap_or("{}");
+    (
+        call.tool_name.as_deref(),
+        serde_json::from_str::<Value>(args).map_err(|_| args),
+    )
+}
+
+/// A signal that fired, before it becomes a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    pub signal: &'static str,
+    pub value: f64,
+    pub weight: f64,
+    pub evidence: String,
+    pub event_ids: Vec<String>,
+}
+
+fn fired(signal: ProcessSignal, value: f64, evidence: String, ids: Vec<String>) -> Fired {
+    Fired {
+        signal: signal.name(),
+        value,
+        weight: signal.weight(),
+        evidence,
+        event_ids: ids,
+    }
+}
+
+/// Annotations by subject, parsed from `annotation` events.
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    /// turn id → (score, evidence, annotation event id) of judge annotations.
+    pub judge: HashMap<String, Vec<(f64, String, String)>>,
+    /// turn id or LLM call event id → (score, annotation event id) of feedback.
+    pub feedback: HashMap<String, Vec<(f64, String)>>,
+}
+
+impl Annotations {
+    /// Reads `annotation` side events. Attributes of a judge annotation:
+    /// `{"type":"judge","turn_id","judge_model","prompt_version","votes","score"}`;
+    /// of explicit feedback: `{"type":"feedback","turn_id"|"event_id","score"}`.
+    /// Anything else is ignored.
+    pub fn from_side_events(side: &[SideEvent]) -> Annotations {
+        let mut out = Annotations::default();
+        for event in side.iter().filter(|e| e.kind == "annotation") {
+            let Some(attributes) = event
+                .attributes
+                .as_deref()
+                .and_then(|a| serde_json::from_str::<Value>(a).ok())
+            else {
+                continue;
+            };
+            let Some(score) = attributes.get("score").and_then(Value::as_f64) else {
+                continue;
+            };
+            let score = score.clamp(-1.0, 1.0);
+            let text = |key: &str| {
+                attributes
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            match attributes.get("type").and_then(Value::as_str) {
+                Some("judge") => {
+                    if let Some(turn) = text("turn_id") {
+                        let evidence = format!(
+                            "judge {} ({}), votes {}",
+                            text("judge_model").unwrap_or_default(),
+                            text("prompt_version").unwrap_or_default(),
+                            attributes.get("votes").cloned().unwrap_or(Value::Null)
+                        );
+                        out.judge.entry(turn).or_default().push((
+                            score,
+                            evidence,
+                            event.event_id.clone(),
+                        ));
+                    }
+                }
+                Some("feedback") => {
+                    if let Some(subject) = text("turn_id").or_else(|| text("event_id")) {
+                        out.feedback
+                            .entry(subject)
+                            .or_default()
+                            .push((score, event.event_id.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// The process signals of the LLM call at position `call` of `turn`.
+/// `decisions` are the session's fallback decisions.
+pub fn step_signals(
+    session: &Session,
+    turn: &Turn,
+    call: usize,
+    decisions: &[&SideEvent],
+    annotations: &Annotations,
+    params: &RewardParams,
+) -> Vec<Fired> {
+    let events = &session.events;
+    let event = &events[call];
+    let id = |i: usize| events[i].event_id.clone();
+    let mut out = Vec::new();
+    let tool_calls = turn.tool_calls_of(session, call);
+    // Tool results: failures and success.
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    for &c in &tool_calls {
+        match turn.result_of(session, c) {
+            Some(r) => {
+                results.push(r);
+                if let Some(why) = tool_failure(&events[r]) {
+                    let name = events[c].tool_name.as_deref().unwrap_or("tool");
+                    failures.push((r, format!("{name}: {why}")));
+                }
+            }
+            None => {}
+        }
+    }
+    if !failures.is_empty() {
+        let evidence = failures
+            .iter()
+            .map(|(_, w)| w.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut ids = vec![id(call)];
+        ids.extend(failures.iter().map(|(r, _)| id(*r)));
+        out.push(fired(ProcessSignal::ToolError, -1.0, evidence, ids));
+    } else if !tool_calls.is_empty() && results.len() == tool_calls.len() {
+        let mut ids = vec![id(call)];
+        ids.extend(results.iter().map(|&r| id(r)));
+        out.push(fired(
+            ProcessSignal::ToolSuccess,
+            1.0,
+            format!("{} tool result(s), none failed", results.len()),
+            ids,
+        ));
+    }
+    // Malformed arguments.
+    for &c in &tool_calls {
+        if let Some(problem) = malformed_args(events[c].tool_args.as_deref()) {
+            let name = events[c].tool_name.as_deref().unwrap_or("tool");
+            out.push(fired(
+                ProcessSignal::MalformedToolArgs,
+                -1.0,
+                format!("{name}: {problem}"),
+                vec![id(call), id(c)],
+            ));
+            break;
+        }
+    }
+    // Loops: a tool call identical to the turn's previous tool call.
+    let all_calls: Vec<usize> = turn
+        .events
+        .iter()
+        .copied()
+        .filter(|&i| events[i].kind == "tool_call")
+        .collect();
+    for &c in &tool_calls {
+        let Some(k) = all_calls.iter().position(|&x| x == c) else {
+            continue;
+        };
+        if k > 0 && call_identity(&events[all_calls[k - 1]]) == call_identity(&events[c]) {
+            let name = events[c].tool_name.as_deref().unwrap_or("tool");
+            out.push(fired(
+                ProcessSignal::RepeatedCall,
+                -1.0,
+                format!("{name} called again with identical arguments"),
+                vec![id(call), id(all_calls[k - 1]), id(c)],
+            ));
+            break;
+        }
+    }
+    // Stop reasons.
+    match event.stop_reason.as_deref() {
+        Some("aborted") => out.push(fired(
+            ProcessSignal::CallAborted,
+            -1.0,
+            "stop_reason aborted".into(),
+            vec![id(call)],
+        )),
+        Some("length") => out.push(fired(
+            ProcessSignal::CallTruncated,
+            -1.0,
+            "stop_reason length".into(),
+            vec![id(call)],
+        )),
+        _ if event.is_failed_call() => out.push(fired(
+            ProcessSignal::CallError,
+            -1.0,
+            format!(
+                "stop_reason {}",
+                event.stop_reason.as_deref().unwrap_or("none")
+            ),
+            vec![id(call)],
+        )),
+        _ => {}
+    }
+    // Fallback after a failure.
+    if event.is_failed_call() {
+        let calls: Vec<usize> = turn.llm_calls(session).collect();
+        let next = calls
+            .iter()
+            .position(|&c| c == call)
+            .and_then(|k| calls.get(k + 1))
+            .copied();
+        let label = |e: &TranscriptEvent| {
+            format!(
+                "{} {}/{}",
+                e.locality.as_deref().unwrap_or("unknown"),
+                e.provider.as_deref().unwrap_or("?"),
+                e.model.as_deref().unwrap_or("?")
+            )
+        };
+        let switched = next.filter(|&n| {
+            (events[n].provider.as_deref(), events[n].model.as_deref())
+                != (event.provider.as_deref(), event.model.as_deref())
+        });
+        if let Some(n) = switched {
+            let to_cloud = event.locality.as_deref() == Some("local")
+                && events[n].locality.as_deref() == Some("cloud");
+            out.push(fired(
+                ProcessSignal::Fallback,
+                if to_cloud { -1.0 } else { -0.5 },
+                format!("{} -> {}", label(event), label(&events[n])),
+                vec![id(call), id(n)],
+            ));
+        } else {
+            let window_end = turn
+                .events
+                .iter()
+                .map(|&i| events[i].ts_us)
+                .max()
+                .unwrap_or(event.ts_us);
+            let decision = decisions.iter().find(|d| {
+                matches!(
+                    d.decision.as_deref(),
+                    Some("fallback_model" | "candidate_failed" | "next_fallback")
+                ) && d.ts_us >= event.ts_us - 120_000_000
+                    && d.ts_us <= window_end + 120_000_000
+                    && (d.requested_provider.is_none() || d.requested_provider == event.provider)
+            });
+            if let Some(d) = decision {
+                out.push(fired(
+                    ProcessSignal::Fallback,
+                    -0.5,
+                    format!(
+                        "{} -> fallback decision {} (next {}/{})",
+                        label(event),
+                        d.decision.as_deref().unwrap_or("?"),
+                        d.next_provider.as_deref().unwrap_or("?"),
+                        d.next_model.as_deref().unwrap_or("?")
+                    ),
+                    vec![id(call), d.event_id.clone()],
+                ));
+            }
+        }
+    }
+    // The next user message judges the turn's last call.
+    let is_last_call = turn.llm_calls(session).last() == Some(call);
+    if let (true, Some(next)) = (is_last_call, turn.next_user) {
+        let prompt = events[turn.user()].text_or_empty();
+        let reply = events[next].text_or_empty();
+        let ids = vec![id(call), id(next)];
+        let similarity = jaccard(prompt, reply, REASK_SHINGLE_WORDS);
+        if similarity >= params.reask_threshold {
+            out.push(fired(
+                ProcessSignal::UserReask,
+                -1.0,
+                format!(
+                    "next user message Jaccard {similarity:.2} >= {:.2} with the prompt",
+                    params.reask_threshold
+                ),
+                ids.clone(),
+            ));
+        }
+        if is_correction(reply) {
+            out.push(fired(
+                ProcessSignal::UserCorrection,
+                -1.0,
+                "next user message is a correction".into(),
+                ids.clone(),
+            ));
+        }
+        if is_thanks(reply) {
+            out.push(fired(
+                ProcessSignal::UserThanks,
+                1.0,
+                "next user message thanks or approves".into(),
+                ids.clone(),
+            ));
+        }
+        if let Some(value) = explicit_feedback(reply) {
+            out.push(fired(
+                ProcessSignal::ExplicitFeedback,
+                value,
+                "next user message is a reaction".into(),
+                ids,
+            ));
+        }
+    }
+    // Annotations: feedback on the call or (for the last call) the turn; judge on the turn.
+    let mut feedback: Vec<&(f64, String)> = annotations
+        .feedback
+        .get(&event.event_id)
+        .into_iter()
+        .flatten()
+        .collect();
+    if is_last_call {
+        feedback.extend(
+            annotations
+                .feedback
+                .get(&turn.turn_id)
+                .into_iter()
+                .flatten(),
+        );
+    }
+    if !feedback.is_empty() {
+        let value = feedback.iter().map(|f| f.0).sum::<f64>() / feedback.len() as f64;
+        let mut ids = vec![id(call)];
+        ids.extend(feedback.iter().map(|f| f.1.clone()));
+        out.push(fired(
+            ProcessSignal::ExplicitFeedback,
+            value,
+            format!("{} feedback annotation(s)", feedback.len()),
+            ids,
+        ));
+    }
+    if is_last_call {
+        if let Some(votes) = annotations
+            .judge
+            .get(&turn.turn_id)
+            .filter(|v| !v.is_empty())
+        {
+            let value = votes.iter().map(|v| v.0).sum::<f64>() / votes.len() as f64;
+            let mut ids = vec![id(call)];
+            ids.extend(votes.iter().map(|v| v.2.clone()));
+            let evidence = votes
+                .iter()
+                .map(|v| v.1.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            out.push(fired(ProcessSignal::Judge, value, evidence, ids));
+        }
+    }
+    out
+}
+
+/// The outcome signals of a trajectory. `cron` is the session's latest cron
+/// run when this is the session's last active-branch trajectory.
+pub fn outcome_signals(
+    session: &Session,
+    turns: &[&Turn],
+    cron: Option<&SideEvent>,
+    params: &RewardParams,
+) -> Vec<Fired> {
+    let mut out = Vec::new();
+    let Some(last) = turns.last() else {
+        return out;
+    };
+    let events = &session.events;
+    let id = |i: usize| events[i].event_id.clone();
+    let outcome = |signal: OutcomeSignal, value: f64, evidence: String, ids: Vec<String>| Fired {
+        signal: signal.name(),
+        value,
+        weight: signal.weight(),
+        evidence,
+        event_ids: ids,
+    };
+    let status = final_status(session, last);
+    let value = match status {
+        "completed" => 0.5,
+        "truncated" | "incomplete" => -0.5,
+        _ => -1.0,
+    };
+    let last_event = last.events.last().copied().unwrap_or(last.user());
+    out.push(outcome(
+        OutcomeSignal::FinalStatus,
+        value,
+        format!("final status {status}"),
+        vec![id(last_event)],
+    ));
+    let last_result = turns
+        .iter()
+        .flat_map(|t| t.events.iter().copied())
+        .filter(|&i| events[i].kind == "tool_result")
+        .last();
+    if let Some(r) = last_result {
+        let (value, evidence) = match tool_failure(&events[r]) {
+            Some(why) => (-1.0, format!("last tool result failed: {why}")),
+            None => (1.0, "last tool result succeeded".to_string()),
+        };
+        out.push(outcome(
+            OutcomeSignal::LastToolResult,
+            value,
+            evidence,
+            vec![id(r)],
+        ));
+    }
+    if let Some(next) = last.next_user {
+        let reply = events[next].text_or_empty();
+        let prompt = events[last.user()].text_or_empty();
+        let (value, evidence) = if let Some(v) = explicit_feedback(reply) {
+            (v, "reaction")
+        } else if is_correction(reply) {
+            (-1.0, "correction")
+        } else if jaccard(prompt, reply, REASK_SHINGLE_WORDS) >= params.reask_threshold {
+            (-1.0, "re-ask")
+        } else if is_thanks(reply) {
+            (1.0, "thanks")
+        } else {
+            (0.25, "user moved on")
+        };
+        out.push(outcome(
+            OutcomeSignal::NextUserMessage,
+            value,
+            format!("next user message: {evidence}"),
+            vec![id(next)],
+        ));
+    }
+    if let Some(run) = cron {
+        let status = run.status.as_deref().unwrap_or("");
+        let value = match status {
+            "ok" | "success" | "succeeded" => Some(1.0),
+            "error" | "failed" | "timeout" | "timed_out" => Some(-1.0),
+            _ => None,
+        };
+        if let Some(value) = value {
+            out.push(outcome(
+                OutcomeSignal::CronRun,
+                value,
+                format!("cron run status {status}"),
+                vec![run.event_id.clone()],
+            ));
+        }
+    }
+    out
+}
+
+/// `clamp(Σ weight·value, −1, 1)`; 0 for no signal.
+pub fn weighted_score(signals: &[Fired]) -> f64 {
+    signals
+        .iter()
+        .map(|s| s.weight * s.value)
+        .sum::<f64>()
+        .clamp(-1.0, 1.0)
+}
+
+/// Step rewards of a trajectory with `T = process.len()` steps and outcome
+/// `outcome`: `copy`/`grpo` `o + c·p_t`, `discount` `o·γ^(T−1−t) + c·p_t`.
+pub fn step_rewards(outcome: f64, process: &[f64], params: &RewardParams) -> Vec<f64> {
+    let steps = process.len();
+    process
+        .iter()
+        .enumerate()
+        .map(|(t, p)| {
+            let credit = match params.credit {
+                Credit::Discount => outcome * params.gamma.powi((steps - 1 - t) as i32),
+                Credit::Copy | Credit::Grpo => outcome,
+            };
+            credit + params.prm_coef * p
+        })
+        .collect()
+}
+
+/// Trajectory reward `R = o + c·mean(p)`.
+pub fn trajectory_reward(outcome: f64, process: &[f64], params: &RewardParams) -> f64 {
+    let mean = if process.is_empty() {
+        0.0
+    } else {
+        process.iter().sum::<f64>() / process.len() as f64
+    };
+    outcome + params.prm_coef * mean
+}
+
+/// ε of the GRPO normalisation.
+pub const GRPO_EPS: f64 = 1e-6;
+
+/// GRPO advantages `(r − mean)/(std + ε)` (population std) of one group;
+/// `None` for every member when the group has fewer than 2 members or zero
+/// variance.
+pub fn group_advantages(rewards: &[f64]) -> Vec<Option<f64>> {
+    let n = rewards.len();
+    if n < 2 {
+        return vec![None; n];
+    }
+    let mean = rewards.iter().sum::<f64>() / n as f64;
+    let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+    if std == 0.0 {
+        return vec![None; n];
+    }
+    rewards
+        .iter()
+        .map(|r| Some((r - mean) / (std + GRPO_EPS)))
+        .collect()
+}
+
+/// One row of the `rewards` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardRow {
+    pub reward_id: String,
+    pub level: &'static str,
+    pub subject_kind: &'static str,
+    pub subject_id: String,
+    pub session_id: String,
+    pub turn_id: Option<String>,
+    pub trajectory_id: Option<String>,
+    pub signal: String,
+    pub value: f64,
+    pub weight: f64,
+    pub evidence: String,
+    pub credit_assignment: Option<&'static str>,
+    pub advantage: Option<f64>,
+    pub event_ids: Vec<String>,
+}
+
+/// Computes every reward row: process rows for every LLM call of every turn
+/// (once per call), outcome and combined rows for every trajectory.
+pub fn compute_rewards(
+    sessions: &[Session],
+    turns: &[SessionTurns],
+    trajectories: &[Trajectory],
+    side_events: &[SideEvent],
+    params: &RewardParams,
+) -> Vec<RewardRow> {
+    let annotations = Annotations::from_side_events(side_events);
+    let mut decisions: HashMap<&str, Vec<&SideEvent>> = HashMap::new();
+    let mut cron: HashMap<&str, &SideEvent> = HashMap::new();
+    for event in side_events {
+        let Some(session) = event.session_id.as_deref() else {
+            continue;
+        };
+        match event.kind.as_str() {
+            "fallback_decision" => decisions.entry(session).or_default().push(event),
+            // side events are sorted by time: the last one wins.
+            "cron_run" => {
+                cron.insert(session, event);
+            }
+            _ => {}
+        }
+    }
+    // The first trajectory of each turn, and the last active trajectory of each session.
+    let mut trajectory_of_turn: HashMap<(usize, usize), &str> = HashMap::new();
+    let mut last_active: HashMap<usize, usize> = HashMap::new();
+    for (k, t) in trajectories.iter().enumerate() {
+        for &turn in &t.turns {
+            trajectory_of_turn
+                .entry((t.session, turn))
+                .or_insert(t.trajectory_id.as_str());
+        }
+        if t.on_active_branch {
+            last_active.insert(t.session, k);
+        }
+    }
+    let mut rows = Vec::new();
+    // Process rows, and the step scores.
+    let mut step_score: HashMap<(usize, usize), (f64, Vec<String>)> = HashMap::new();
+    for (s, session) in sessions.iter().enumerate() {
+        let session_decisions = decisions
+            .get(session.session_id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for (turn_pos, turn) in turns[s].turns.iter().enumerate() {
+            for call in turn.llm_calls(session) {
+                let signals =
+                    step_signals(session, turn, call, session_decisions, &annotations, params);
+                let mut ids: BTreeSet<String> =
+                    BTreeSet::from([session.events[call].event_id.clone()]);
+                for f in &signals {
+                    ids.extend(f.event_ids.iter().cloned());
+                }
+                step_score.insert(
+                    (s, call),
+                    (weighted_score(&signals), ids.into_iter().collect()),
+                );
+                let subject = session.events[call].event_id.clone();
+                for f in signals {
+                    rows.push(RewardRow {
+                        reward_id: stable_id(&["process", &subject, f.signal]),
+                        level: "process",
+                        subject_kind: "llm_call",
+                        subject_id: subject.clone(),
+                        session_id: session.session_id.clone(),
+                        turn_id: Some(turn.turn_id.clone()),
+                        trajectory_id: trajectory_of_turn
+                            .get(&(s, turn_pos))
+                            .map(|t| t.to_string()),
+                        signal: f.signal.to_string(),
+                        value: f.value,
+                        weight: f.weight,
+                        evidence: f.evidence,
+                        credit_assignment: None,
+                        advantage: None,
+                        event_ids: f.event_ids,
+                    });
+                }
+            }
+        }
+    }
+    // Outcome rows and trajectory rewards.
+    struct Scored {
+        outcome: f64,
+        outcome_ids: Vec<String>,
+        steps: Vec<(usize, f64)>,
+        reward: f64,
+    }
+    let mut scored = Vec::with_capacity(trajectories.len());
+    for (k, t) in trajectories.iter().enumerate() {
+        let session = &sessions[t.session];
+        let turn_refs: Vec<&Turn> = t
+            .turns
+            .iter()
+            .map(|&i| &turns[t.session].turns[i])
+            .collect();
+        let cron_run = (last_active.get(&t.session) == Some(&k))
+            .then(|| cron.get(session.session_id.as_str()).copied())
+            .flatten();
+        let signals = outcome_signals(session, &turn_refs, cron_run, params);
+        let outcome = weighted_score(&signals);
+        let mut outcome_ids = BTreeSet::new();
+        for f in signals {
+            outcome_ids.extend(f.event_ids.iter().cloned());
+            rows.push(RewardRow {
+                reward_id: stable_id(&["outcome", &t.trajectory_id, f.signal]),
+                level: "outcome",
+                subject_kind: "trajectory",
+                subject_id: t.trajectory_id.clone(),
+                session_id: session.session_id.clone(),
+                turn_id: None,
+                trajectory_id: Some(t.trajectory_id.clone()),
+                signal: f.signal.to_string(),
+                value: f.value,
+                weight: f.weight,
+                evidence: f.evidence,
+                credit_assignment: None,
+                advantage: None,
+                event_ids: f.event_ids,
+            });
+        }
+        let steps: Vec<(usize, f64)> = turn_refs
+            .iter()
+            .flat_map(|turn| turn.llm_calls(session).collect::<Vec<_>>())
+            .map(|call| {
+                (
+                    call,
+                    step_score
+                        .get(&(t.session, call))
+                        .map(|s| s.0)
+                        .unwrap_or(0.0),
+                )
+            })
+            .collect();
+        let process: Vec<f64> = steps.iter().map(|s| s.1).collect();
+        scored.push(Scored {
+            outcome,
+            outcome_ids: outcome_ids.into_iter().collect(),
+            reward: trajectory_reward(outcome, &process, params),
+            steps,
+        });
+    }
+    // GRPO groups by prompt hash.
+    let mut advantages: Vec<Option<f64>> = scored.iter().map(|s| Some(s.reward)).collect();
+    if params.credit == Credit::Grpo {
+        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        for (k, t) in trajectories.iter().enumerate() {
+            let session = &sessions[t.session];
+            let first = &turns[t.session].turns[t.turns[0]];
+            groups
+                .entry(prompt_hash(session.events[first.user()].text_or_empty()))
+                .or_default()
+                .push(k);
+        }
+        for members in groups.values() {
+            let rewards: Vec<f64> = members.iter().map(|&k| scored[k].reward).collect();
+            for (&k, advantage) in members.iter().zip(group_advantages(&rewards)) {
+                advantages[k] = advantage;
+            }
+        }
+    }
+    let credit = params.credit.name();
+    for (k, t) in trajectories.iter().enumerate() {
+        let session = &sessions[t.session];
+        let score = &scored[k];
+        let mut all_ids: BTreeSet<String> = score.outcome_ids.iter().cloned().collect();
+        let process: Vec<f64> = score.steps.iter().map(|s| s.1).collect();
+        let rewards = step_rewards(score.outcome, &process, params);
+        for (&(call, _), reward) in score.steps.iter().zip(rewards) {
+            let subject = session.events[call].event_id.clone();
+            let mut ids: BTreeSet<String> = score.outcome_ids.iter().cloned().collect();
+            if let Some((_, step_ids)) = step_score.get(&(t.session, call)) {
+                ids.extend(step_ids.iter().cloned());
+            }
+            all_ids.extend(ids.iter().cloned());
+            let turn_id = t
+                .turns
+                .iter()
+                .map(|&i| &turns[t.session].turns[i])
+                .find(|turn| turn.events.contains(&call))
+                .map(|turn| turn.turn_id.clone());
+            rows.push(RewardRow {
+                reward_id: stable_id(&["combined", &t.trajectory_id, &subject]),
+                level: "combined",
+                subject_kind: "llm_call",
+                subject_id: subject,
+                session_id: session.session_id.clone(),
+                turn_id,
+                trajectory_id: Some(t.trajectory_id.clone()),
+                signal: "combined".into(),
+                value: reward,
+                weight: 1.0,
+                evidence: format!(
+                    "outcome {:.3}, process {:.3}",
+                    score.outcome,
+                    score
+                        .steps
+                        .iter()
+                        .find(|s| s.0 == call)
+                        .map(|s| s.1)
+                        .unwrap_or(0.0)
+                ),
+                credit_assignment: Some(credit),
+                advantage: if params.credit == Credit::Grpo {
+                    advantages[k]
+                } else {
+                    Some(reward)
+                },
+                event_ids: ids.into_iter().collect(),
+            });
+        }
+        rows.push(RewardRow {
+            reward_id: stable_id(&["combined", &t.trajectory_id]),
+            level: "combined",
+            subject_kind: "trajectory",
+            subject_id: t.trajectory_id.clone(),
+            session_id: session.session_id.clone(),
+            turn_id: None,
+            trajectory_id: Some(t.trajectory_id.clone()),
+            signal: "combined".into(),
+            value: score.reward,
+            weight: 1.0,
+            evidence: format!(
+                "outcome {:.3} + {} x mean process over {} step(s)",
+                score.outcome,
+                params.prm_coef,
+                score.steps.len()
+            ),
+            credit_assignment: Some(credit),
+            advantage: advantages[k],
+            event_ids: all_ids.into_iter().collect(),
+        });
+    }
+    rows
+}
+
+/// Schema of the `rewards` table (columns documented in `docs/datasets.md`).
+pub fn rewards_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        text("reward_id", false),
+        text("level", false),
+        text("subject_kind", false),
+        text("subject_id", false),
+        text("session_id", false),
+        text("turn_id", true),
+        text("trajectory_id", true),
+        text("signal", false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("weight", DataType::Float64, false),
+        text("method_version", false),
+        text("evidence", false),
+        text("credit_assignment", true),
+        Field::new("advantage", DataType::Float64, true),
+        event_ids_field(),
+        Field::new("events_version", DataType::Int64, false),
+    ]))
+}
+
+/// The rows as one batch of [`rewards_schema`].
+///
+/// Errors: [`DeriveError::Arrow`] if the columns do not fit the schema.
+pub fn rewards_batch(rows: &[RewardRow], events_version: u64) -> Result<RecordBatch, DeriveError> {
+    let columns = vec![
+        utf8(rows.iter().map(|r| Some(r.reward_id.as_str()))),
+        utf8(rows.iter().map(|r| Some(r.level))),
+        utf8(rows.iter().map(|r| Some(r.subject_kind))),
+        utf8(rows.iter().map(|r| Some(r.subject_id.as_str()))),
+        utf8(rows.iter().map(|r| Some(r.session_id.as_str()))),
+        utf8(rows.iter().map(|r| r.turn_id.as_deref())),
+        utf8(rows.iter().map(|r| r.trajectory_id.as_deref())),
+        utf8(rows.iter().map(|r| Some(r.signal.as_str()))),
+        float64(rows.iter().map(|r| Some(r.value))),
+        float64(rows.iter().map(|r| Some(r.weight))),
+        utf8(rows.iter().map(|_| Some(REWARDS_METHOD_VERSION))),
+        utf8(rows.iter().map(|r| Some(r.evidence.as_str()))),
+        utf8(rows.iter().map(|r| r.credit_assignment)),
+        float64(rows.iter().map(|r| r.advantage)),
+        string_lists(rows.iter().map(|r| r.event_ids.iter().map(String::as_str))),
+        int64(rows.iter().map(|_| Some(events_version as i64))),
+    ];
+    Ok(RecordBatch::try_new(rewards_schema(), columns)?)
+}
