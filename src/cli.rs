@@ -117,6 +117,10 @@ pub struct IngestArgs {
     /// small segments (0 = never compact automatically).
     #[arg(long, default_value_t = 32, value_name = "SEGMENTS")]
     pub auto_compact_after: usize,
+
+    /// Write segments every this many bytes of event text (memory bound).
+    #[arg(long, default_value_t = trajectory_ingest::CHUNK_BYTES, value_name = "BYTES", hide = true)]
+    pub chunk_bytes: usize,
 }
 
 #[derive(Debug, Args)]

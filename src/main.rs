@@ -127,6 +127,7 @@ async fn run_ingest(store: &EventStore, config: &config::Config, args: IngestArg
     options.redact = !args.no_redact;
     options.keep_images = args.keep_images;
     options.auto_compact_after = (args.auto_compact_after > 0).then_some(args.auto_compact_after);
+    options.chunk_bytes = args.chunk_bytes.max(1);
     options.extra_redaction_rules = config
         .redaction
         .rules

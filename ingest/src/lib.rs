@@ -31,4 +31,5 @@ pub mod sources;
 #[cfg(feature = "store")]
 pub use run::{
     ingest, FileSummary, IngestError, IngestOptions, IngestSummary, Progress, SkippedSummary,
+    CHUNK_BYTES,
 };

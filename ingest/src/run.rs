@@ -38,6 +38,25 @@ pub enum IngestError {
     Redaction(String),
 }
 
+/// Events are written as segments every this many bytes of text (about;
+/// memory holds one such chunk at a time, plus one source's events).
+pub const CHUNK_BYTES: usize = 64 * 1024 * 1024;
+
+/// The text an event carries, for chunk sizing.
+fn event_text_bytes(event: &Event) -> usize {
+    [
+        &event.raw,
+        &event.content,
+        &event.text,
+        &event.attributes,
+        &event.tool_args,
+    ]
+    .iter()
+    .map(|f| f.as_ref().map_or(0, |t| t.len()))
+    .sum::<usize>()
+        + 256
+}
+
 /// Default of [`IngestOptions::auto_compact_after`].
 pub const DEFAULT_AUTO_COMPACT_AFTER: usize = 32;
 
@@ -61,6 +80,9 @@ pub struct IngestOptions {
     /// `None` never compacts automatically). Keeps frequent small ingests
     /// (`--follow`) from leaving thousands of tiny files.
     pub auto_compact_after: Option<usize>,
+    /// Write segments every this many bytes of event text (default
+    /// [`CHUNK_BYTES`]); bounds memory on large inputs.
+    pub chunk_bytes: usize,
 }
 
 impl IngestOptions {
@@ -74,6 +96,7 @@ impl IngestOptions {
             extra_redaction_rules: Vec::new(),
             keep_images: false,
             auto_compact_after: Some(DEFAULT_AUTO_COMPACT_AFTER),
+            chunk_bytes: CHUNK_BYTES,
         }
     }
 }
@@ -219,17 +242,40 @@ pub async fn ingest(
         locality.set_override(provider, *value);
     }
     let mut session_routing: HashMap<String, (String, Option<String>)> = HashMap::new();
-    let mut events: Vec<Event> = Vec::new();
     let mut new_checkpoints: Vec<SourceCheckpoint> = Vec::new();
     let mut per_file = Vec::with_capacity(found.sources.len());
     let mut skipped: Vec<SkippedSummary> = found.skipped.into_iter().map(Into::into).collect();
     let mut files_failed = 0;
+    // Routing (sessions.json) and locality (openclaw.json, models.json) apply
+    // to every event, wherever the files sit in the walk: learn them first.
     for source in &found.sources {
-        if source.kind == SourceKind::SessionStore {
-            learn_session_routing(&source.path, &mut session_routing);
+        match source.kind {
+            SourceKind::SessionStore => learn_session_routing(&source.path, &mut session_routing),
+            SourceKind::Config => learn_config(&source.path, &mut locality, &mut skipped),
+            _ => {}
         }
+    }
+    let redactor = if options.redact {
+        let mut policy = RedactionPolicy::default();
+        for (name, pattern) in &options.extra_redaction_rules {
+            policy = policy
+                .with_extra_rule(name, pattern)
+                .map_err(|e| IngestError::Redaction(e.to_string()))?;
+        }
+        Some(Redactor::new(policy, redaction_key(store).await?))
+    } else {
+        None
+    };
+    // Events are normalised, redacted and written as segments a chunk at a
+    // time (about CHUNK_BYTES of text), then committed once at the end.
+    let mut staged = store.begin_append().await?;
+    let mut pending: Vec<Event> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut images_replaced = 0;
+    let mut events_redacted = 0;
+    let mut events_read = 0u64;
+    for source in &found.sources {
         if source.kind == SourceKind::Config {
-            learn_config(&source.path, &mut locality, &mut skipped);
             continue;
         }
         let source_uri = file_uri(&source.path);
@@ -296,56 +342,53 @@ pub async fn ingest(
                 new_checkpoints.push(checkpoint);
             }
         }
-        events.extend(read.events);
-    }
-
-    fill_session_routing(&mut events, &session_routing);
-    locality.apply(&mut events);
-    let redactor = if options.redact {
-        let mut policy = RedactionPolicy::default();
-        for (name, pattern) in &options.extra_redaction_rules {
-            policy = policy
-                .with_extra_rule(name, pattern)
-                .map_err(|e| IngestError::Redaction(e.to_string()))?;
-        }
-        Some(Redactor::new(policy, redaction_key(store).await?))
-    } else {
-        None
-    };
-    let mut images_replaced = 0;
-    for event in &mut events {
-        if !options.keep_images {
-            for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
-                if let Some(text) = field.as_deref() {
-                    let (stripped, count) = strip_inline_images(text);
-                    if count > 0 {
-                        images_replaced += count;
-                        *field = Some(stripped);
+        let mut events = read.events;
+        fill_session_routing(&mut events, &session_routing);
+        locality.apply(&mut events);
+        for event in &mut events {
+            if !options.keep_images {
+                for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
+                    if let Some(text) = field.as_deref() {
+                        let (stripped, count) = strip_inline_images(text);
+                        if count > 0 {
+                            images_replaced += count;
+                            *field = Some(stripped);
+                        }
                     }
                 }
             }
+            if let Some(redactor) = &redactor {
+                redactor.redact_event(event);
+            }
+            if event.redactions.is_some() {
+                events_redacted += 1;
+            }
+            pending_bytes += event_text_bytes(event);
         }
-        if let Some(redactor) = &redactor {
-            redactor.redact_event(event);
+        events_read += events.len() as u64;
+        pending.extend(events);
+        if pending_bytes >= options.chunk_bytes {
+            staged.stage(events_to_batch(&pending)?).await?;
+            pending.clear();
+            pending_bytes = 0;
         }
     }
-    let events_redacted = events.iter().filter(|e| e.redactions.is_some()).count();
+
     let files_unchanged = per_file.iter().filter(|f| f.mode == "unchanged").count();
-    let events_read = events.len() as u64;
-    events.extend(
+    pending.extend(
         new_checkpoints
             .iter()
             .map(|cp| cp.to_event(&ingest_id, ingested_at)),
     );
     progress(Progress::Committing {
-        events: events.len(),
+        events: staged.rows_staged() + pending.len(),
     });
     let lines_quarantined = per_file.iter().map(|f| f.quarantined).sum();
-    let outcome = if events.is_empty() {
-        None
-    } else {
-        let batch = events_to_batch(&events)?;
-        drop(events);
+    if !pending.is_empty() {
+        staged.stage(events_to_batch(&pending)?).await?;
+    }
+    drop(pending);
+    let outcome = {
         let mut facts = serde_json::Map::new();
         facts.insert("trajectory.operation".into(), json!("ingest"));
         facts.insert("trajectory.files".into(), json!(per_file.len()));
@@ -358,14 +401,11 @@ pub async fn ingest(
             json!(env!("CARGO_PKG_VERSION")),
         );
         Some(
-            store
-                .append_events(
-                    batch,
-                    CommitInfo {
-                        ingest_id: ingest_id.clone(),
-                        facts,
-                    },
-                )
+            staged
+                .commit(CommitInfo {
+                    ingest_id: ingest_id.clone(),
+                    facts,
+                })
                 .await?,
         )
     };

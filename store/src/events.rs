@@ -15,16 +15,14 @@ use std::collections::HashMap;
 
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::{Action, StructType};
+use deltalake::kernel::StructType;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
-use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
 
-use crate::segments::{commit, write_segments, CommitFailure};
 use crate::{StoreError, StoreLocation};
 
 /// Name of the events table under the store root.
@@ -145,50 +143,9 @@ impl EventStore {
         batch: RecordBatch,
         info: CommitInfo,
     ) -> Result<AppendOutcome, StoreError> {
-        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
-            let table = self
-                .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
-                .await?;
-            let existing = existing_event_ids(&table, &batch).await?;
-            let fresh = keep_fresh_rows(&batch, &existing)?;
-            let rows_already_present = batch.num_rows() - fresh.num_rows();
-            if fresh.num_rows() == 0 {
-                return Ok(AppendOutcome {
-                    version: None,
-                    rows_added: 0,
-                    rows_already_present,
-                });
-            }
-            let sorted = sort_by_session_and_seq(&fresh)?;
-            let rows_added = sorted.num_rows();
-            let adds = write_segments(&table, vec![sorted], None).await?;
-            let mut metadata = info.facts.clone();
-            metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
-            metadata.insert("trajectory.rows_added".into(), json!(rows_added));
-            let operation = DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: Some(vec![EVENTS_PARTITION_COLUMN.to_string()]),
-                predicate: None,
-            };
-            let actions = adds.into_iter().map(Action::Add).collect();
-            match commit(&table, actions, operation, metadata).await {
-                Ok(version) => {
-                    return Ok(AppendOutcome {
-                        version: Some(version),
-                        rows_added,
-                        rows_already_present,
-                    })
-                }
-                Err(CommitFailure::Conflict) => {
-                    tracing::info!("another writer committed first; deduplicating again");
-                    continue;
-                }
-                Err(CommitFailure::Failed(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Delta(DeltaTableError::Generic(format!(
-            "gave up after {MAX_COMMIT_ATTEMPTS} commit conflicts with concurrent writers"
-        ))))
+        let mut staged = self.begin_append().await?;
+        staged.stage(batch).await?;
+        staged.commit(info).await
     }
 
     /// Loads the table `name`, creating it (schema, partition columns, store
@@ -324,7 +281,7 @@ fn utf8_column(batch: &RecordBatch, index: usize) -> Result<StringArray, StoreEr
 /// The ids among `batch`'s `event_id`s that the table already holds. Only the
 /// `date` partitions the batch touches are scanned: an event's date is a
 /// function of its `ts`, which is part of what its id is derived from.
-async fn existing_event_ids(
+pub(crate) async fn existing_event_ids(
     table: &DeltaTable,
     batch: &RecordBatch,
 ) -> Result<HashSet<String>, StoreError> {
@@ -375,7 +332,7 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, S
 }
 
 /// Drops rows whose id is in `existing` or repeats an earlier row's id.
-fn keep_fresh_rows(
+pub(crate) fn keep_fresh_rows(
     batch: &RecordBatch,
     existing: &HashSet<String>,
 ) -> Result<RecordBatch, StoreError> {
@@ -396,7 +353,7 @@ fn keep_fresh_rows(
     Ok(filter_record_batch(batch, &keep)?)
 }
 
-fn sort_by_session_and_seq(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+pub(crate) fn sort_by_session_and_seq(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
     let sort_columns: Vec<SortColumn> = ["session_id", "seq", "event_id"]
         .iter()
         .filter_map(|name| batch.column_by_name(name))

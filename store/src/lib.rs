@@ -26,6 +26,7 @@ mod exports;
 mod location;
 mod maintenance;
 mod root_files;
+mod staged;
 pub mod segments;
 pub use segments::DEFAULT_TARGET_SEGMENT_BYTES;
 
@@ -35,6 +36,7 @@ pub use error::StoreError;
 pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};
 pub use exports::ExportRecord;
 pub use location::StoreLocation;
+pub use staged::StagedAppend;
 pub use maintenance::{
     CompactionSummary, HistoryEntry, SegmentProblem, VacuumSummary, VerifyReport,
 };

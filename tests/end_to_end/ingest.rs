@@ -499,3 +499,52 @@ fn two_ingests_at_once_store_each_event_once() {
         "no event stored twice"
     );
 }
+
+#[test]
+fn chunked_writes_store_the_same_events_in_one_commit() {
+    // Every source its own chunk of segments: the same rows as one chunk,
+    // still one commit.
+    let whole = Workspace::new();
+    let chunked = Workspace::new();
+    let one = whole.ingest(&[&examples()]);
+    let out = chunked.ok([
+        "ingest",
+        "--json",
+        "--chunk-bytes",
+        "1",
+        "--auto-compact-after",
+        "0",
+        examples().to_str().unwrap(),
+    ]);
+    let many: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(many["events_added"], one["events_added"]);
+    assert_eq!(
+        many["table_version"], 1,
+        "one commit after the table's creation"
+    );
+    let ids = "SELECT event_id FROM events ORDER BY event_id";
+    assert_eq!(
+        whole.ok(["sql", "--format", "csv", ids]),
+        chunked.ok(["sql", "--format", "csv", ids])
+    );
+    let segments = |ws: &Workspace| {
+        walkdir(&ws.store().join("events"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    };
+    assert!(segments(&chunked) > segments(&whole));
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

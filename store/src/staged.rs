@@ -1,0 +1,258 @@
+//! Staged appends: events written as segments chunk by chunk, committed
+//! once. An ingest of any size keeps only one chunk of events in memory,
+//! and still lands in one atomic Delta commit.
+
+use std::collections::{BTreeSet, HashSet};
+
+use deltalake::arrow::array::{Array, BooleanArray, Date32Array, RecordBatch, StringArray};
+use deltalake::arrow::compute::filter_record_batch;
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use serde_json::json;
+use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
+
+use crate::events::{
+    existing_event_ids, keep_fresh_rows, sort_by_session_and_seq, AppendOutcome, CommitInfo,
+    MAX_COMMIT_ATTEMPTS,
+};
+use crate::maintenance::table_arrow_schema;
+use crate::segments::{commit, read_segment, write_segments, CommitFailure, SegmentFile};
+use crate::{EventStore, StoreError, EVENTS_TABLE};
+
+/// A 128-bit key of an event id (blake3 of the id): what the staged
+/// append remembers per row, 16 bytes instead of the id string.
+fn id_key(id: &str) -> u128 {
+    let hash = blake3::hash(id.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash.as_bytes()[..16]);
+    u128::from_le_bytes(bytes)
+}
+
+/// An append in progress: segments written, not yet committed. Dropping it
+/// without [`StagedAppend::commit`] leaves only unreferenced files, which
+/// `vacuum` removes.
+pub struct StagedAppend {
+    table: DeltaTable,
+    adds: Vec<Add>,
+    /// Keys of the ids staged so far (duplicates within the run are dropped).
+    staged: HashSet<u128>,
+    /// `date` partitions (days since the epoch) the staged rows fall in.
+    dates: BTreeSet<i32>,
+    rows_added: usize,
+    rows_already_present: usize,
+}
+
+impl EventStore {
+    /// Starts a staged append to `events` (creating the table if needed).
+    pub async fn begin_append(&self) -> Result<StagedAppend, StoreError> {
+        let table = self
+            .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
+            .await?;
+        Ok(StagedAppend {
+            table,
+            adds: Vec::new(),
+            staged: HashSet::new(),
+            dates: BTreeSet::new(),
+            rows_added: 0,
+            rows_already_present: 0,
+        })
+    }
+}
+
+impl StagedAppend {
+    /// Rows staged so far (after deduplication).
+    pub fn rows_staged(&self) -> usize {
+        self.rows_added
+    }
+
+    /// Deduplicates `batch` (event schema) against the table and against
+    /// what was staged before, sorts it by (`session_id`, `seq`) and writes it
+    /// as segments.
+    ///
+    /// Errors: a schema mismatch; scan, Parquet or storage errors.
+    pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let existing = existing_event_ids(&self.table, &batch).await?;
+        let fresh = keep_fresh_rows(&batch, &existing)?;
+        let fresh = self.drop_staged(&fresh)?;
+        self.rows_already_present += batch.num_rows() - fresh.num_rows();
+        if fresh.num_rows() == 0 {
+            return Ok(());
+        }
+        let ids = string_column(&fresh, "event_id")?;
+        self.staged.extend(ids.iter().flatten().map(id_key));
+        if let Some(dates) = fresh
+            .column_by_name(EVENTS_PARTITION_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+        {
+            self.dates.extend(dates.iter().flatten());
+        }
+        self.rows_added += fresh.num_rows();
+        let sorted = sort_by_session_and_seq(&fresh)?;
+        self.adds
+            .extend(write_segments(&self.table, vec![sorted], None).await?);
+        Ok(())
+    }
+
+    /// Drops rows whose id was staged by an earlier chunk.
+    fn drop_staged(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+        if self.staged.is_empty() {
+            return Ok(batch.clone());
+        }
+        let ids = string_column(batch, "event_id")?;
+        let keep: BooleanArray = ids
+            .iter()
+            .map(|id| Some(!self.staged.contains(&id_key(id.unwrap_or_default()))))
+            .collect();
+        Ok(filter_record_batch(batch, &keep)?)
+    }
+
+    /// Commits everything staged in one Delta commit carrying `info`.
+    ///
+    /// When another writer committed first, the table is reloaded and the
+    /// staged rows are checked against it: if the winner stored none of
+    /// them the same segments are committed on top; otherwise the staged
+    /// segments are rewritten without those rows first. Each event is
+    /// stored once whichever writer wins.
+    ///
+    /// Errors: Delta errors; nothing is visible then.
+    pub async fn commit(mut self, info: CommitInfo) -> Result<AppendOutcome, StoreError> {
+        if self.adds.is_empty() {
+            return Ok(AppendOutcome {
+                version: None,
+                rows_added: 0,
+                rows_already_present: self.rows_already_present,
+            });
+        }
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let mut metadata = info.facts.clone();
+            metadata.insert("trajectory.ingest_id".into(), json!(info.ingest_id));
+            metadata.insert("trajectory.rows_added".into(), json!(self.rows_added));
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(vec![EVENTS_PARTITION_COLUMN.to_string()]),
+                predicate: None,
+            };
+            let actions = self.adds.iter().cloned().map(Action::Add).collect();
+            match commit(&self.table, actions, operation, metadata).await {
+                Ok(version) => {
+                    return Ok(AppendOutcome {
+                        version: Some(version),
+                        rows_added: self.rows_added,
+                        rows_already_present: self.rows_already_present,
+                    })
+                }
+                Err(CommitFailure::Conflict) => {
+                    tracing::info!(
+                        "another writer committed first; checking its rows against ours"
+                    );
+                    self.table.update_state().await?;
+                    self.drop_rows_stored_by_others().await?;
+                    if self.adds.is_empty() {
+                        return Ok(AppendOutcome {
+                            version: None,
+                            rows_added: 0,
+                            rows_already_present: self.rows_already_present,
+                        });
+                    }
+                }
+                Err(CommitFailure::Failed(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Delta(DeltaTableError::Generic(format!(
+            "gave up after {MAX_COMMIT_ATTEMPTS} commit conflicts with concurrent writers"
+        ))))
+    }
+
+    /// After losing a race: rewrites the staged segments without the rows
+    /// the table now holds.
+    async fn drop_rows_stored_by_others(&mut self) -> Result<(), StoreError> {
+        let stored = stored_keys(&self.table, &self.dates, &self.staged).await?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let schema = table_arrow_schema(&self.table)?;
+        let mut kept = Vec::new();
+        for add in std::mem::take(&mut self.adds) {
+            let file = SegmentFile {
+                path: add.path.clone(),
+                size: add.size,
+                rows: None,
+                partition_values: add.partition_values.clone(),
+            };
+            for batch in read_segment(&self.table, &file, &schema).await? {
+                let ids = string_column(&batch, "event_id")?;
+                let keep: BooleanArray = ids
+                    .iter()
+                    .map(|id| Some(!stored.contains(&id_key(id.unwrap_or_default()))))
+                    .collect();
+                kept.push(filter_record_batch(&batch, &keep)?);
+            }
+        }
+        let removed = stored.len();
+        self.rows_added = self.rows_added.saturating_sub(removed);
+        self.rows_already_present += removed;
+        for key in &stored {
+            self.staged.remove(key);
+        }
+        let kept: Vec<RecordBatch> = kept.into_iter().filter(|b| b.num_rows() > 0).collect();
+        if !kept.is_empty() {
+            let merged = deltalake::arrow::compute::concat_batches(&schema, &kept)?;
+            let sorted = sort_by_session_and_seq(&merged)?;
+            self.adds = write_segments(&self.table, vec![sorted], None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Keys among `staged` that the table holds in the `dates` partitions.
+async fn stored_keys(
+    table: &DeltaTable,
+    dates: &BTreeSet<i32>,
+    staged: &HashSet<u128>,
+) -> Result<HashSet<u128>, StoreError> {
+    use deltalake::datafusion::prelude::{col, lit, SessionContext};
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    ctx.register_table(EVENTS_TABLE, table.table_provider().await?)?;
+    let filter = dates
+        .iter()
+        .map(|d| lit(deltalake::datafusion::scalar::ScalarValue::Date32(Some(*d))))
+        .collect::<Vec<_>>();
+    let frame = ctx
+        .table(EVENTS_TABLE)
+        .await?
+        .filter(col(EVENTS_PARTITION_COLUMN).in_list(filter, false))?
+        .select(vec![col("event_id")])?;
+    let mut found = HashSet::new();
+    for part in frame.collect().await? {
+        let ids = deltalake::arrow::compute::cast(
+            part.column(0),
+            &deltalake::arrow::datatypes::DataType::Utf8,
+        )?;
+        let ids = ids.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+            StoreError::Delta(DeltaTableError::Generic("event_id is not utf8".into()))
+        })?;
+        for id in ids.iter().flatten() {
+            let key = id_key(id);
+            if staged.contains(&key) {
+                found.insert(key);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, StoreError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| {
+            StoreError::Delta(DeltaTableError::Generic(format!(
+                "batch has no utf8 column {name}"
+            )))
+        })
+}
