@@ -5,6 +5,7 @@
 mod harness;
 
 mod crash;
+mod derive;
 mod export;
 mod follow;
 mod ingest;

@@ -69,7 +69,8 @@ pub enum ProcessSignal {
     CallAborted,
     /// `stop_reason = 'length'`. −1, weight 0.5.
     CallTruncated,
-    /// A failed call followed in the turn by a call to another provider/model,
+    /// A failed call whose next model-naming event in the turn (LLM call, model
+    /// change, `model-snapshot`) names another provider/model,
     /// or a session fallback decision naming its provider: −1 when a local
     /// call fell back to a cloud model, else −0.5; weight 0.5.
     Fallback,
@@ -507,14 +508,21 @@ pub fn step_signals(
         )),
         _ => {}
     }
-    // Fallback after a failure.
+    // Fallback after a failure: the next event of the turn naming a model
+    // (an LLM call, a model change or a `model-snapshot`) names another one.
     if event.is_failed_call() {
-        let calls: Vec<usize> = turn.llm_calls(session).collect();
-        let next = calls
+        let next = turn
+            .events
             .iter()
-            .position(|&c| c == call)
-            .and_then(|k| calls.get(k + 1))
-            .copied();
+            .copied()
+            .skip_while(|&i| i != call)
+            .skip(1)
+            .find(|&i| {
+                let e = &events[i];
+                e.provider.is_some()
+                    && (matches!(e.kind.as_str(), "llm_call" | "model_change")
+                        || (e.kind == "custom" && e.role.as_deref() == Some("model-snapshot")))
+            });
         let label = |e: &TranscriptEvent| {
             format!(
                 "{} {}/{}",
@@ -1109,4 +1117,327 @@ pub fn rewards_batch(rows: &[RewardRow], events_version: u64) -> Result<RecordBa
         int64(rows.iter().map(|_| Some(events_version as i64))),
     ];
     Ok(RecordBatch::try_new(rewards_schema(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::turns::segment;
+    use crate::turns::tests::{ev, session};
+
+    fn tool_call(id: &str, call: &str, name: &str, args: &str, seq: i64) -> TranscriptEvent {
+        let mut e = ev("tool_call", id, None, seq, "");
+        e.event_id = format!("e-{id}-call-{call}");
+        e.tool_call_id = Some(call.into());
+        e.tool_name = Some(name.into());
+        e.tool_args = Some(args.into());
+        e
+    }
+
+    fn tool_result(id: &str, parent: &str, call: &str, seq: i64, text: &str) -> TranscriptEvent {
+        let mut e = ev("tool_result", id, Some(parent), seq, text);
+        e.tool_call_id = Some(call.into());
+        e.tool_status = Some("ok".into());
+        e.tool_is_error = Some(false);
+        e
+    }
+
+    /// Signal names per LLM call (by entry id) of the session's first branch.
+    fn signals(events: Vec<TranscriptEvent>) -> Vec<(String, Vec<&'static str>)> {
+        let s = session(events);
+        let turns = segment(&s);
+        let mut out = Vec::new();
+        for turn in &turns.turns {
+            for call in turn.llm_calls(&s) {
+                let fired = step_signals(
+                    &s,
+                    turn,
+                    call,
+                    &[],
+                    &Annotations::default(),
+                    &RewardParams::default(),
+                );
+                out.push((
+                    s.events[call].entry_id.clone(),
+                    fired.iter().map(|f| f.signal).collect(),
+                ));
+            }
+        }
+        out
+    }
+
+    fn of<'a>(all: &'a [(String, Vec<&'static str>)], entry: &str) -> &'a [&'static str] {
+        all.iter()
+            .find(|(e, _)| e == entry)
+            .map(|(_, s)| s.as_slice())
+            .unwrap_or(&[])
+    }
+
+    #[test]
+    fn tool_errors_come_from_status_exit_codes_and_error_lines_not_only_is_error() {
+        let mut status = tool_result("r1", "a1", "c1", 3, "{\"status\":\"error\"}");
+        status.tool_status = Some("error".into()); // isError was false
+        let exit = tool_result(
+            "r2",
+            "a2",
+            "c2",
+            5,
+            "(no output)\n\nCommand exited with code 2",
+        );
+        let first_line = tool_result("r3", "a3", "c3", 7, "ENOENT: no such file or directory");
+        let mentions = tool_result("r4", "a4", "c4", 9, "fn main() {}\n// error: handled below");
+        let s = signals(vec![
+            ev("user_message", "u1", None, 1, "do things"),
+            ev("llm_call", "a1", Some("u1"), 2, ""),
+            tool_call("a1", "c1", "read", r#"{"path":"x"}"#, 2),
+            status,
+            ev("llm_call", "a2", Some("r1"), 4, ""),
+            tool_call("a2", "c2", "bash", r#"{"command":"false"}"#, 4),
+            exit,
+            ev("llm_call", "a3", Some("r2"), 6, ""),
+            tool_call("a3", "c3", "read", r#"{"path":"y"}"#, 6),
+            first_line,
+            ev("llm_call", "a4", Some("r3"), 8, ""),
+            tool_call("a4", "c4", "read", r#"{"path":"main.rs"}"#, 8),
+            mentions,
+            ev("llm_call", "a5", Some("r4"), 10, "done"),
+        ]);
+        assert_eq!(of(&s, "a1"), ["tool_error"]);
+        assert_eq!(of(&s, "a2"), ["tool_error"]);
+        assert_eq!(of(&s, "a3"), ["tool_error"]);
+        // A file that contains the word "error" is not a failure.
+        assert_eq!(of(&s, "a4"), ["tool_success"]);
+        assert!(of(&s, "a5").is_empty());
+    }
+
+    #[test]
+    fn malformed_arguments_and_loops_fire_on_the_offending_call_only() {
+        let s = signals(vec![
+            ev("user_message", "u1", None, 1, "look around"),
+            ev("llm_call", "a1", Some("u1"), 2, ""),
+            tool_call("a1", "c1", "bash", r#"{"command":"ls","cwd":"/"}"#, 2),
+            tool_result("r1", "a1", "c1", 3, "a b"),
+            ev("llm_call", "a2", Some("r1"), 4, ""),
+            // Same call, keys in another order: a loop.
+            tool_call("a2", "c2", "bash", r#"{"cwd":"/","command":"ls"}"#, 4),
+            tool_result("r2", "a2", "c2", 5, "a b"),
+            ev("llm_call", "a3", Some("r2"), 6, ""),
+            tool_call("a3", "c3", "bash", r#"{"command": "ls -l""#, 6),
+            tool_result("r3", "a3", "c3", 7, "a b"),
+            ev("llm_call", "a4", Some("r3"), 8, ""),
+            tool_call("a4", "c4", "bash", r#""{\"command\":\"pwd\"}""#, 8),
+            tool_result("r4", "a4", "c4", 9, "/"),
+        ]);
+        assert_eq!(of(&s, "a1"), ["tool_success"]);
+        assert_eq!(of(&s, "a2"), ["tool_success", "repeated_call"]);
+        assert_eq!(of(&s, "a3"), ["tool_success", "malformed_tool_args"]);
+        // A JSON string holding an object is accepted (some providers send that).
+        assert_eq!(of(&s, "a4"), ["tool_success"]);
+    }
+
+    #[test]
+    fn stop_reasons_and_local_to_cloud_fallback() {
+        let mut local = ev("llm_call", "a1", Some("u1"), 2, "");
+        local.stop_reason = Some("error".into());
+        local.error = Some("fetch failed".into());
+        local.provider = Some("ollama".into());
+        local.model = Some("qwen3:8b".into());
+        local.locality = Some("local".into());
+        let mut cloud = ev("llm_call", "a2", Some("a1"), 3, "answer");
+        cloud.provider = Some("openai".into());
+        cloud.model = Some("gpt-5".into());
+        cloud.locality = Some("cloud".into());
+        let mut aborted = ev("llm_call", "a3", Some("u2"), 5, "");
+        aborted.stop_reason = Some("aborted".into());
+        let mut truncated = ev("llm_call", "a4", Some("a3"), 6, "partial");
+        truncated.stop_reason = Some("length".into());
+        let all = vec![
+            ev("user_message", "u1", None, 1, "hi"),
+            local,
+            cloud,
+            ev("user_message", "u2", Some("a2"), 4, "write a long story"),
+            aborted,
+            truncated,
+        ];
+        let s = signals(all.clone());
+        assert_eq!(of(&s, "a1"), ["call_error", "fallback"]);
+        assert!(of(&s, "a2").is_empty());
+        assert_eq!(of(&s, "a3"), ["call_aborted"]);
+        assert_eq!(of(&s, "a4"), ["call_truncated"]);
+        let sess = session(all);
+        let turns = segment(&sess);
+        let fired = step_signals(
+            &sess,
+            &turns.turns[0],
+            1,
+            &[],
+            &Annotations::default(),
+            &RewardParams::default(),
+        );
+        let fallback = fired
+            .iter()
+            .find(|f| f.signal == "fallback")
+            .map(|f| f.value);
+        assert_eq!(
+            fallback,
+            Some(-1.0),
+            "local -> cloud is the strongest fallback penalty"
+        );
+    }
+
+    #[test]
+    fn the_next_user_message_judges_the_last_call_of_the_turn() {
+        let s = signals(vec![
+            ev(
+                "user_message",
+                "u1",
+                None,
+                1,
+                "convert the csv file to json",
+            ),
+            ev("llm_call", "a1", Some("u1"), 2, "done"),
+            ev(
+                "user_message",
+                "u2",
+                Some("a1"),
+                3,
+                "please convert the csv file to json",
+            ),
+            ev("llm_call", "a2", Some("u2"), 4, "done again"),
+            ev("user_message", "u3", Some("a2"), 5, "no, I meant yaml"),
+            ev("llm_call", "a3", Some("u3"), 6, "yaml"),
+            ev("user_message", "u4", Some("a3"), 7, "thanks, that worked"),
+            ev("llm_call", "a4", Some("u4"), 8, "welcome"),
+            ev("user_message", "u5", Some("a4"), 9, "👍"),
+            ev("llm_call", "a5", Some("u5"), 10, ":)"),
+        ]);
+        assert_eq!(of(&s, "a1"), ["user_reask"]);
+        assert_eq!(of(&s, "a2"), ["user_correction"]);
+        assert_eq!(of(&s, "a3"), ["user_thanks"]);
+        assert_eq!(of(&s, "a4"), ["explicit_feedback"]);
+        // The last turn has no next state.
+        assert!(of(&s, "a5").is_empty());
+    }
+
+    #[test]
+    fn judge_and_feedback_annotations_become_signals() {
+        let s = session(vec![
+            ev("user_message", "u1", None, 1, "hello"),
+            ev("llm_call", "a1", Some("u1"), 2, "hi"),
+        ]);
+        let turns = segment(&s);
+        let turn_id = turns.turns[0].turn_id.clone();
+        let side = vec![
+            SideEvent {
+                event_id: "j1".into(),
+                kind: "annotation".into(),
+                attributes: Some(
+                    json!({"type":"judge","turn_id":turn_id,"judge_model":"m","prompt_version":"v","votes":[1,1,-1],"score":1})
+                        .to_string(),
+                ),
+                ..SideEvent::default()
+            },
+            SideEvent {
+                event_id: "f1".into(),
+                kind: "annotation".into(),
+                attributes: Some(json!({"type":"feedback","event_id":"e-a1-llm_call","score":-1}).to_string()),
+                ..SideEvent::default()
+            },
+        ];
+        let annotations = Annotations::from_side_events(&side);
+        let fired = step_signals(
+            &s,
+            &turns.turns[0],
+            1,
+            &[],
+            &annotations,
+            &RewardParams::default(),
+        );
+        let by_name: Vec<(&str, f64)> = fired.iter().map(|f| (f.signal, f.value)).collect();
+        assert_eq!(by_name, vec![("explicit_feedback", -1.0), ("judge", 1.0)]);
+    }
+
+    use serde_json::json;
+
+    #[test]
+    fn credit_assignment_formulas() {
+        let mut params = RewardParams::default();
+        // copy: o + c·p_t
+        assert_eq!(step_rewards(1.0, &[0.0, -1.0], &params), vec![1.0, 0.0]);
+        // discount: o·γ^(T−1−t) + c·p_t with γ = 0.5, T = 3
+        params.credit = Credit::Discount;
+        params.gamma = 0.5;
+        assert_eq!(
+            step_rewards(1.0, &[0.0, 0.0, 1.0], &params),
+            vec![0.25, 0.5, 2.0]
+        );
+        // R = o + c·mean(p)
+        params.prm_coef = 2.0;
+        assert_eq!(trajectory_reward(0.5, &[1.0, -0.5], &params), 1.0);
+        assert_eq!(trajectory_reward(0.5, &[], &params), 0.5);
+        // weighted score clamps
+        let f = |v: f64, w: f64| Fired {
+            signal: "x",
+            value: v,
+            weight: w,
+            evidence: String::new(),
+            event_ids: vec![],
+        };
+        assert_eq!(weighted_score(&[f(-1.0, 1.0), f(-1.0, 1.0)]), -1.0);
+        assert_eq!(weighted_score(&[f(1.0, 0.5), f(-1.0, 0.25)]), 0.25);
+    }
+
+    #[test]
+    fn grpo_advantages_normalise_within_a_group() {
+        // mean 0.5, population std 0.5 → ±1 (up to ε).
+        let a = group_advantages(&[1.0, 0.0]);
+        assert!((a[0].unwrap() - 1.0).abs() < 1e-5 && (a[1].unwrap() + 1.0).abs() < 1e-5);
+        // Mean of the advantages is 0 for any group.
+        let a: Vec<f64> = group_advantages(&[3.0, 1.0, -2.0])
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(a.iter().sum::<f64>().abs() < 1e-9);
+        assert_eq!(group_advantages(&[1.0]), vec![None]);
+        assert_eq!(group_advantages(&[0.5, 0.5]), vec![None, None]);
+    }
+
+    #[test]
+    fn rollouts_of_one_prompt_form_a_grpo_group() {
+        // Two regenerations of the same prompt: one ends in an error, one succeeds.
+        let mut failed = ev("llm_call", "a1", Some("u1"), 2, "");
+        failed.stop_reason = Some("error".into());
+        failed.error = Some("boom".into());
+        let s = session(vec![
+            ev("user_message", "u1", None, 1, "summarise the report"),
+            failed,
+            ev("llm_call", "a2", Some("u1"), 3, "summary"),
+        ]);
+        let turns = segment(&s);
+        let trajectories =
+            crate::trajectories::segment_episodes(0, &s, &turns, &Default::default());
+        assert_eq!(trajectories.len(), 2);
+        let params = RewardParams {
+            credit: Credit::Grpo,
+            ..RewardParams::default()
+        };
+        let rows = compute_rewards(&[s], &[turns], &trajectories, &[], &params);
+        let combined: Vec<&RewardRow> = rows
+            .iter()
+            .filter(|r| r.level == "combined" && r.subject_kind == "trajectory")
+            .collect();
+        assert_eq!(combined.len(), 2);
+        let good = combined
+            .iter()
+            .find(|r| r.value > 0.0)
+            .expect("the success scores higher");
+        let bad = combined
+            .iter()
+            .find(|r| r.value < 0.0)
+            .expect("the error scores lower");
+        assert!(good.advantage.unwrap() > 0.9 && bad.advantage.unwrap() < -0.9);
+        assert!(rows
+            .iter()
+            .all(|r| r.level != "combined" || r.credit_assignment == Some("grpo")));
+    }
 }

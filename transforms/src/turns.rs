@@ -94,13 +94,21 @@ impl Turn {
             .collect()
     }
 
-    /// The tool result in this turn answering the tool call at `tool_call`.
+    /// The tool result answering the tool call at `tool_call`: the one in this
+    /// turn with the same `tool_call_id`, else the first in the session with
+    /// it (as the `tool_calls` view joins; excerpts can cut the result's
+    /// parent link).
     pub fn result_of(&self, session: &Session, tool_call: usize) -> Option<usize> {
         let id = session.events[tool_call].tool_call_id.as_deref()?;
-        self.events.iter().copied().find(|&i| {
-            session.events[i].kind == "tool_result"
-                && session.events[i].tool_call_id.as_deref() == Some(id)
-        })
+        let answers = |i: &usize| {
+            session.events[*i].kind == "tool_result"
+                && session.events[*i].tool_call_id.as_deref() == Some(id)
+        };
+        self.events
+            .iter()
+            .copied()
+            .find(answers)
+            .or_else(|| (0..session.events.len()).find(answers))
     }
 
     /// The next state of the turn: the next user message (role `user`), else

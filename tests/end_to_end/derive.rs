@@ -1,0 +1,289 @@
+//! `trajectory derive` (turns, trajectories, rewards) and `trajectory judge`
+//! on the real examples.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::harness::{examples, public, Workspace};
+
+const FALLBACK_EXCERPT: &str = "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl";
+
+#[test]
+fn derive_builds_turns_trajectories_and_rewards_and_then_is_up_to_date() {
+    let ws = Workspace::new();
+    ws.ingest(&[&public(FALLBACK_EXCERPT)]);
+    let summary: Value = serde_json::from_str(&ws.ok(["derive", "--json"])).expect("json");
+    assert_eq!(summary["up_to_date"], false);
+    let rows = |name: &str| {
+        summary["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == name))
+            .and_then(|t| t["rows"].as_i64())
+            .unwrap_or(-1)
+    };
+    // One turn per user message (the excerpt is one linear branch).
+    let user_messages = ws.count("SELECT count(*) FROM events WHERE kind = 'user_message'");
+    assert!(user_messages >= 2);
+    assert_eq!(rows("turns"), user_messages);
+    assert_eq!(ws.count("SELECT count(*) FROM turns"), user_messages);
+    assert!(rows("trajectories") >= 1 && rows("rewards") > 0);
+
+    // The failed `read` (details.status error) gives a -1 tool_error on the
+    // LLM call that made it, and on no other call.
+    let failing_calls = ws.sql(
+        "SELECT DISTINCT l.event_id FROM llm_calls l JOIN tool_calls t \
+         ON t.session_id = l.session_id AND t.entry_id = l.entry_id WHERE t.tool_is_error",
+    );
+    assert_eq!(
+        failing_calls.len(),
+        1,
+        "the fixture has one failing tool call"
+    );
+    let tool_errors =
+        ws.sql("SELECT subject_id, value, evidence FROM rewards WHERE signal = 'tool_error'");
+    assert_eq!(tool_errors.len(), 1);
+    assert_eq!(tool_errors[0]["subject_id"], failing_calls[0]["event_id"]);
+    assert_eq!(tool_errors[0]["value"], -1.0);
+    assert!(tool_errors[0]["evidence"]
+        .as_str()
+        .unwrap_or("")
+        .contains("read"));
+
+    // Four failed local calls: each a call_error; the last one, replaced by a
+    // cloud model, also a local->cloud fallback.
+    let failed = ws.count("SELECT count(*) FROM llm_calls WHERE failed");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM rewards WHERE signal = 'call_error' AND value = -1.0"),
+        failed
+    );
+    let fallback = ws.sql(
+        "SELECT r.value, l.locality FROM rewards r JOIN llm_calls l ON r.subject_id = l.event_id \
+         WHERE r.signal = 'fallback'",
+    );
+    assert_eq!(fallback.len(), 1);
+    assert_eq!(fallback[0]["value"], -1.0);
+    assert_eq!(fallback[0]["locality"], "local");
+    // The user re-sent the same message after the failure: a re-ask.
+    assert_eq!(
+        ws.count("SELECT count(*) FROM rewards WHERE signal = 'user_reask'"),
+        1
+    );
+
+    // Every row carries lineage: session and the events behind it, all of them real events.
+    for table in ["turns", "trajectories", "rewards"] {
+        assert_eq!(
+            ws.count(&format!(
+                "SELECT count(*) FROM {table} WHERE session_id IS NULL OR cardinality(event_ids) = 0"
+            )),
+            0,
+            "{table} rows without lineage"
+        );
+    }
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM (SELECT unnest(event_ids) AS id FROM rewards) r \
+             LEFT JOIN events e ON e.event_id = r.id WHERE e.event_id IS NULL"
+        ),
+        0
+    );
+
+    // Nothing new: nothing to do.
+    let again = ws.ok(["derive"]);
+    assert!(again.contains("up to date"), "{again}");
+    // Other parameters: rebuilt.
+    let discount = ws.ok(["derive", "--credit", "discount", "--gamma", "0.5"]);
+    assert!(!discount.contains("up to date"), "{discount}");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM rewards WHERE level = 'combined' AND credit_assignment <> 'discount'"),
+        0
+    );
+}
+
+#[test]
+fn derive_covers_every_example_and_links_abandoned_branches() {
+    let ws = Workspace::new();
+    ws.ingest(&[&examples()]);
+    ws.ok(["derive"]);
+    // Turns: one per (user message, branch continuation); none is lost.
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM events e WHERE kind = 'user_message' AND source = 'openclaw_transcript' \
+             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.user_event_id = e.event_id)"
+        ),
+        0
+    );
+    // Abandoned branches exist in the examples: their turns are flagged, and
+    // every trajectory's siblings exist and point back.
+    let abandoned = ws.count(
+        "SELECT count(*) FROM active_branch a JOIN events e ON a.event_id = e.event_id \
+         WHERE NOT a.on_active_branch AND e.kind = 'user_message'",
+    );
+    let abandoned_turns = ws.count("SELECT count(*) FROM turns WHERE NOT on_active_branch");
+    assert!(abandoned_turns >= abandoned);
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM (SELECT trajectory_id, unnest(sibling_trajectory_ids) AS sibling \
+             FROM trajectories) s LEFT JOIN trajectories t ON t.trajectory_id = s.sibling \
+             WHERE t.trajectory_id IS NULL OR NOT array_has(t.sibling_trajectory_ids, s.trajectory_id)"
+        ),
+        0
+    );
+    // A cron run that failed gives its session a -1 cron_run outcome.
+    let failed_cron_sessions = ws.count(
+        "SELECT count(DISTINCT session_id) FROM events WHERE kind = 'cron_run' AND status = 'error' \
+         AND session_id IN (SELECT session_id FROM turns)",
+    );
+    assert!(failed_cron_sessions >= 1);
+    assert_eq!(
+        ws.count("SELECT count(DISTINCT session_id) FROM rewards WHERE signal = 'cron_run' AND value = -1.0"),
+        failed_cron_sessions
+    );
+    // Exactly one combined trajectory row per trajectory.
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM rewards WHERE level = 'combined' AND subject_kind = 'trajectory'"
+        ),
+        ws.count("SELECT count(*) FROM trajectories")
+    );
+}
+
+/// A tiny OpenAI-compatible server: answers every POST with the next canned
+/// vote and records (path, body) of each request.
+fn judge_server(answers: Vec<&'static str>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).ok();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).ok();
+            let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            record.lock().expect("lock").push((path, body));
+            let answer = serde_json::json!({
+                "id": "x", "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                    "content": format!("The user moved on. {}", answers[n % answers.len()])},
+                    "finish_reason": "stop"}]
+            })
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                answer.len(),
+                answer
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn judge_appends_majority_votes_as_annotations_once_and_derive_uses_them() {
+    let ws = Workspace::new();
+    ws.ingest(&[&public(FALLBACK_EXCERPT)]);
+    let (url, seen) = judge_server(vec!["\\boxed{1}", "\\boxed{1}", "\\boxed{-1}"]);
+    let out: Value = serde_json::from_str(&ws.ok([
+        "judge",
+        "--endpoint",
+        &url,
+        "--model",
+        "tiny-judge",
+        "--votes",
+        "3",
+        "--json",
+    ]))
+    .expect("json");
+    // Turns with a next state: the first (the user re-sent it); the second
+    // ends in tool calls without results in this excerpt.
+    assert_eq!(out["turns_judged"], 1, "{out}");
+    assert_eq!(out["annotations_added"], 1);
+    let requests = seen.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 3, "k = 3 votes");
+    for (path, body) in &requests {
+        assert_eq!(path, "/v1/chat/completions");
+        assert_eq!(body["model"], "tiny-judge");
+        let system = body["messages"][0]["content"].as_str().unwrap_or("");
+        assert!(system.contains("\\boxed{1}") && system.contains("\\boxed{-1}"));
+        let user = body["messages"][1]["content"].as_str().unwrap_or("");
+        assert!(user.contains("Next state (role: user)"), "{user}");
+    }
+    let annotations =
+        ws.sql("SELECT source, session_id, attributes FROM events WHERE kind = 'annotation'");
+    assert_eq!(annotations.len(), 1);
+    assert_eq!(annotations[0]["source"], "trajectory_judge");
+    let attributes: Value =
+        serde_json::from_str(annotations[0]["attributes"].as_str().expect("attributes"))
+            .expect("json");
+    assert_eq!(attributes["type"], "judge");
+    assert_eq!(attributes["judge_model"], "tiny-judge");
+    assert_eq!(attributes["prompt_version"], "judge-prompt-v1");
+    assert_eq!(attributes["votes"], serde_json::json!([1, 1, -1]));
+    assert_eq!(attributes["score"], 1);
+
+    // Again: already judged, no request, nothing appended.
+    let again: Value = serde_json::from_str(&ws.ok([
+        "judge",
+        "--endpoint",
+        &url,
+        "--model",
+        "tiny-judge",
+        "--votes",
+        "3",
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(again["annotations_added"], 0);
+    assert_eq!(again["turns_already_judged"], 1);
+    assert_eq!(seen.lock().expect("lock").len(), 3);
+
+    // The vote feeds a judge process reward on the judged turn.
+    ws.ok(["derive"]);
+    let judge = ws.sql("SELECT r.value, r.turn_id FROM rewards r WHERE r.signal = 'judge'");
+    assert_eq!(judge.len(), 1);
+    assert_eq!(judge[0]["value"], 1.0);
+    assert_eq!(judge[0]["turn_id"], attributes["turn_id"]);
+}
+
+#[test]
+fn judge_reports_an_unreachable_endpoint() {
+    let ws = Workspace::new();
+    ws.ingest(&[&public(FALLBACK_EXCERPT)]);
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = ws.run([
+        "judge",
+        "--endpoint",
+        &format!("http://127.0.0.1:{port}/v1"),
+        "--model",
+        "m",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("judge"));
+    assert_eq!(
+        ws.count("SELECT count(*) FROM events WHERE kind = 'annotation'"),
+        0
+    );
+}
