@@ -274,99 +274,93 @@ pub async fn ingest(
     let mut images_replaced = 0;
     let mut events_redacted = 0;
     let mut events_read = 0u64;
-    for source in &found.sources {
-        if source.kind == SourceKind::Config {
-            continue;
-        }
-        let source_uri = file_uri(&source.path);
-        let context = SourceContext {
-            source_uri: source_uri.clone(),
-            agent_id: agent_id_from_path(&source.path),
-            // The file stem names the session (transcripts, trajectory
-            // sidecars) or the cron job (run logs) when records do not.
-            session_id_hint: matches!(
-                source.kind,
-                SourceKind::Transcript | SourceKind::TrajectoryEvents | SourceKind::CronRunLog
-            )
-            .then(|| session_id_from_file_name(&source.path)),
-            ingest_id: ingest_id.clone(),
-            ingested_at,
-            max_line_bytes: options.max_line_bytes,
-        };
-        let read = read_source(source, &context, checkpoints.get(&source_uri));
-        let read = match read {
-            Ok(read) => read,
-            Err(e) => {
-                files_failed += 1;
-                tracing::warn!(path = %source.path.display(), error = %e, "cannot read source");
-                skipped.push(SkippedSummary {
-                    path: source.path.display().to_string(),
-                    reason: format!("read error: {e}"),
-                });
-                continue;
-            }
-        };
-        progress(Progress::FileRead {
-            path: source.path.clone(),
-            bytes: source.size,
-            events: read.stats.events,
+    // Sources are read and normalised in parallel, a window of one per core
+    // at a time (parsing, image stripping and redaction are CPU work), then
+    // folded in order.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let readable: Vec<&Source> = found
+        .sources
+        .iter()
+        .filter(|s| s.kind != SourceKind::Config)
+        .collect();
+    let normaliser = Normaliser {
+        ingest_id: &ingest_id,
+        ingested_at,
+        options,
+        checkpoints: &checkpoints,
+        session_routing: &session_routing,
+        locality: &locality,
+        redactor: redactor.as_ref(),
+    };
+    for window in readable.chunks(workers) {
+        let prepared: Vec<Prepared> = std::thread::scope(|scope| {
+            let handles: Vec<_> = window
+                .iter()
+                .map(|source| scope.spawn(|| normaliser.prepare(source)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Prepared::failed("reader thread panicked"))
+                })
+                .collect()
         });
-        let mode = if read.unchanged {
-            "unchanged"
-        } else if read.reread_reason.is_some() {
-            "reread"
-        } else if checkpoints.contains_key(&source_uri) {
-            "resumed"
-        } else {
-            "read"
-        };
-        let mut notes = read.stats.notes.clone();
-        notes.extend(read.reread_reason.clone());
-        per_file.push(FileSummary {
-            path: source.path.display().to_string(),
-            kind: source.kind.name(),
-            session_id: read.events.iter().find_map(|e| e.session_id.clone()),
-            header_version: read.stats.format_version,
-            mode,
-            pending_bytes: read.checkpoint.as_ref().map_or(0, |c| c.pending_bytes),
-            lines: read.stats.lines,
-            bytes: read.stats.bytes,
-            events: read.stats.events,
-            quarantined: read.stats.quarantined,
-            unknown_entries: read.stats.unknown_entries,
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
-        });
-        if let Some(checkpoint) = read.checkpoint {
-            let moved = checkpoints.get(&source_uri) != Some(&checkpoint);
-            if moved {
-                new_checkpoints.push(checkpoint);
-            }
-        }
-        let mut events = read.events;
-        fill_session_routing(&mut events, &session_routing);
-        locality.apply(&mut events);
-        for event in &mut events {
-            if !options.keep_images {
-                for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
-                    if let Some(text) = field.as_deref() {
-                        let (stripped, count) = strip_inline_images(text);
-                        if count > 0 {
-                            images_replaced += count;
-                            *field = Some(stripped);
-                        }
-                    }
+        for (source, prepared) in window.iter().zip(prepared) {
+            let source_uri = file_uri(&source.path);
+            let read = match prepared.read {
+                Ok(read) => read,
+                Err(e) => {
+                    files_failed += 1;
+                    tracing::warn!(path = %source.path.display(), error = %e, "cannot read source");
+                    skipped.push(SkippedSummary {
+                        path: source.path.display().to_string(),
+                        reason: format!("read error: {e}"),
+                    });
+                    continue;
+                }
+            };
+            images_replaced += prepared.images_replaced;
+            events_redacted += prepared.events_redacted;
+            progress(Progress::FileRead {
+                path: source.path.clone(),
+                bytes: source.size,
+                events: read.stats.events,
+            });
+            let mode = if read.unchanged {
+                "unchanged"
+            } else if read.reread_reason.is_some() {
+                "reread"
+            } else if checkpoints.contains_key(&source_uri) {
+                "resumed"
+            } else {
+                "read"
+            };
+            let mut notes = read.stats.notes.clone();
+            notes.extend(read.reread_reason.clone());
+            per_file.push(FileSummary {
+                path: source.path.display().to_string(),
+                kind: source.kind.name(),
+                session_id: read.events.iter().find_map(|e| e.session_id.clone()),
+                header_version: read.stats.format_version,
+                mode,
+                pending_bytes: read.checkpoint.as_ref().map_or(0, |c| c.pending_bytes),
+                lines: read.stats.lines,
+                bytes: read.stats.bytes,
+                events: read.stats.events,
+                quarantined: read.stats.quarantined,
+                unknown_entries: read.stats.unknown_entries,
+                note: (!notes.is_empty()).then(|| notes.join("; ")),
+            });
+            if let Some(checkpoint) = read.checkpoint {
+                if checkpoints.get(&source_uri) != Some(&checkpoint) {
+                    new_checkpoints.push(checkpoint);
                 }
             }
-            if let Some(redactor) = &redactor {
-                redactor.redact_event(event);
-            }
-            if event.redactions.is_some() {
-                events_redacted += 1;
-            }
-            pending_bytes += event_text_bytes(event);
+            pending_bytes += read.events.iter().map(event_text_bytes).sum::<usize>();
+            events_read += read.events.len() as u64;
+            pending.extend(read.events);
         }
-        events_read += events.len() as u64;
-        pending.extend(events);
         if pending_bytes >= options.chunk_bytes {
             staged.stage(events_to_batch(&pending)?).await?;
             pending.clear();
@@ -462,6 +456,93 @@ async fn redaction_key(store: &EventStore) -> Result<[u8; 32], IngestError> {
         .redaction_key(fresh)
         .await
         .map_err(|e| IngestError::Redaction(e.to_string()))
+}
+
+/// What every source of a run is read and normalised with (shared by the
+/// reader threads).
+struct Normaliser<'a> {
+    ingest_id: &'a str,
+    ingested_at: DateTime<Utc>,
+    options: &'a IngestOptions,
+    checkpoints: &'a HashMap<String, SourceCheckpoint>,
+    session_routing: &'a HashMap<String, (String, Option<String>)>,
+    locality: &'a LocalityTable,
+    redactor: Option<&'a Redactor>,
+}
+
+/// One source read and normalised (routing, locality, images, redaction).
+struct Prepared {
+    read: std::io::Result<SourceRead>,
+    images_replaced: usize,
+    events_redacted: usize,
+}
+
+impl Prepared {
+    fn failed(reason: &str) -> Prepared {
+        Prepared {
+            read: Err(std::io::Error::other(reason.to_string())),
+            images_replaced: 0,
+            events_redacted: 0,
+        }
+    }
+}
+
+impl Normaliser<'_> {
+    fn prepare(&self, source: &Source) -> Prepared {
+        let source_uri = file_uri(&source.path);
+        let context = SourceContext {
+            source_uri: source_uri.clone(),
+            agent_id: agent_id_from_path(&source.path),
+            // The file stem names the session (transcripts, trajectory
+            // sidecars) or the cron job (run logs) when records do not.
+            session_id_hint: matches!(
+                source.kind,
+                SourceKind::Transcript | SourceKind::TrajectoryEvents | SourceKind::CronRunLog
+            )
+            .then(|| session_id_from_file_name(&source.path)),
+            ingest_id: self.ingest_id.to_string(),
+            ingested_at: self.ingested_at,
+            max_line_bytes: self.options.max_line_bytes,
+        };
+        let mut read = match read_source(source, &context, self.checkpoints.get(&source_uri)) {
+            Ok(read) => read,
+            Err(e) => {
+                return Prepared {
+                    read: Err(e),
+                    images_replaced: 0,
+                    events_redacted: 0,
+                }
+            }
+        };
+        let mut images_replaced = 0;
+        let mut events_redacted = 0;
+        fill_session_routing(&mut read.events, self.session_routing);
+        self.locality.apply(&mut read.events);
+        for event in &mut read.events {
+            if !self.options.keep_images {
+                for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
+                    if let Some(text) = field.as_deref() {
+                        let (stripped, count) = strip_inline_images(text);
+                        if count > 0 {
+                            images_replaced += count;
+                            *field = Some(stripped);
+                        }
+                    }
+                }
+            }
+            if let Some(redactor) = self.redactor {
+                redactor.redact_event(event);
+            }
+            if event.redactions.is_some() {
+                events_redacted += 1;
+            }
+        }
+        Prepared {
+            read: Ok(read),
+            images_replaced,
+            events_redacted,
+        }
+    }
 }
 
 /// Reads one source: incrementally for JSONL, whole for the others.
