@@ -123,7 +123,7 @@ pub fn parse_vote(answer: &str) -> Option<i64> {
 pub fn majority(votes: &[i64]) -> i64 {
     let count = |v: i64| votes.iter().filter(|&&x| x == v).count();
     let mut counts = [(1, count(1)), (-1, count(-1)), (0, count(0))];
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     if counts[0].1 == 0 || counts[0].1 == counts[1].1 {
         0
     } else {

@@ -418,15 +418,12 @@ pub fn step_signals(
     let mut failures = Vec::new();
     let mut results = Vec::new();
     for &c in &tool_calls {
-        match turn.result_of(session, c) {
-            Some(r) => {
-                results.push(r);
-                if let Some(why) = tool_failure(&events[r]) {
-                    let name = events[c].tool_name.as_deref().unwrap_or("tool");
-                    failures.push((r, format!("{name}: {why}")));
-                }
+        if let Some(r) = turn.result_of(session, c) {
+            results.push(r);
+            if let Some(why) = tool_failure(&events[r]) {
+                let name = events[c].tool_name.as_deref().unwrap_or("tool");
+                failures.push((r, format!("{name}: {why}")));
             }
-            None => {}
         }
     }
     if !failures.is_empty() {
@@ -701,9 +698,9 @@ pub fn outcome_signals(
     ));
     let last_result = turns
         .iter()
-        .flat_map(|t| t.events.iter().copied())
-        .filter(|&i| events[i].kind == "tool_result")
-        .last();
+        .rev()
+        .flat_map(|t| t.events.iter().rev().copied())
+        .find(|&i| events[i].kind == "tool_result");
     if let Some(r) = last_result {
         let (value, evidence) = match tool_failure(&events[r]) {
             Some(why) => (-1.0, format!("last tool result failed: {why}")),

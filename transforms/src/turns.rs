@@ -400,7 +400,7 @@ impl<'a> TurnRow<'a> {
             context_messages: context.len() as i64,
             context: Value::Array(context).to_string(),
             responses: Value::Array(responses).to_string(),
-            last_call: of_kind("llm_call").last(),
+            last_call: of_kind("llm_call").next_back(),
             llm_calls: of_kind("llm_call").count() as i64,
             failed_calls: of_kind("llm_call").filter(|e| e.is_failed_call()).count() as i64,
             tool_calls: of_kind("tool_call").count() as i64,
