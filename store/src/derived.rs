@@ -10,14 +10,17 @@ use std::collections::HashMap;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{Action, MetadataExt, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::events::segment_writer_properties;
+use crate::events::MAX_COMMIT_ATTEMPTS;
+use crate::maintenance::{remove_action, table_arrow_schema};
+use crate::segments::{active_segments, commit, write_segments, CommitFailure};
 use crate::{EventStore, StoreError};
 
 /// Names of the derived tables a store may hold, in build order. The query
@@ -71,29 +74,45 @@ impl EventStore {
                 )));
             }
         }
-        let table = self.table_for_write(name).await?;
-        let batches = if batches.is_empty() {
-            vec![RecordBatch::new_empty(schema)]
-        } else {
-            batches
-        };
-        let mut metadata = serde_json::Map::new();
-        metadata.insert(
-            "trajectory.lineage".into(),
-            serde_json::to_value(lineage).unwrap_or(Value::Null),
-        );
-        metadata.insert("trajectory.job".into(), json!(lineage.job));
-        let table = table
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
-            .with_table_name(name)
-            .with_writer_properties(segment_writer_properties()?)
-            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-            .await?;
-        table
-            .version()
-            .ok_or_else(|| StoreError::Delta(DeltaTableError::Generic("no version".into())))
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let table = self.ensure_table(name, &schema, &[]).await?;
+            let mut actions = Vec::new();
+            // A new job version may change the schema: commit the new one.
+            let current = table_arrow_schema(&table)?;
+            if current.fields() != schema.fields() {
+                let kernel: StructType = schema.as_ref().try_into_kernel()?;
+                let metadata =
+                    MetadataExt::with_schema(table.snapshot()?.metadata().clone(), &kernel)
+                        .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
+                actions.push(Action::Metadata(metadata));
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            for file in active_segments(&table)? {
+                actions.push(Action::Remove(remove_action(&file, now, true)));
+            }
+            let adds = write_segments(&table, batches.clone(), None).await?;
+            actions.extend(adds.into_iter().map(Action::Add));
+            let mut metadata = serde_json::Map::new();
+            metadata.insert(
+                "trajectory.lineage".into(),
+                serde_json::to_value(lineage).unwrap_or(Value::Null),
+            );
+            metadata.insert("trajectory.job".into(), json!(lineage.job));
+            metadata.insert("trajectory.operation".into(), json!("derive"));
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: None,
+                predicate: None,
+            };
+            match commit(&table, actions, operation, metadata).await {
+                Ok(version) => return Ok(version),
+                Err(CommitFailure::Conflict) => continue,
+                Err(CommitFailure::Failed(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Delta(DeltaTableError::Generic(format!(
+            "could not replace {name}: too many concurrent commits"
+        ))))
     }
 
     /// The derived table `name` at its latest version, or `None` if no job has

@@ -368,7 +368,13 @@ fn erase_removes_a_session_everywhere_and_names_affected_exports() {
         "SELECT count(*) FROM events WHERE session_id IS DISTINCT FROM '{session}'"
     ));
     assert!(in_session > 0 && others > 0);
-    // An export built from it, and compaction so segments mix both sessions.
+    // Derived tables built from it, an export built from it, and compaction
+    // so segments mix both sessions.
+    ws.ok(["derive"]);
+    let turns = ws.count(&format!(
+        "SELECT count(*) FROM turns WHERE session_id = '{session}'"
+    ));
+    assert!(turns > 0, "the marked session has turns");
     let out_dir = ws.path("dataset");
     ws.ok([
         "export",
@@ -407,6 +413,30 @@ fn erase_removes_a_session_everywhere_and_names_affected_exports() {
         .ends_with("manifest.json"));
     assert!(!exports[0]["shards"].as_array().unwrap().is_empty());
 
+    let derived: Vec<&Value> = receipt["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .collect();
+    let turns_entry = derived
+        .iter()
+        .find(|t| t["table"] == "turns")
+        .expect("turns in the receipt");
+    assert_eq!(turns_entry["rows_removed"].as_i64(), Some(turns));
+    assert!(derived.iter().all(|t| t["rows_left"] == 0), "{receipt}");
+    assert_eq!(
+        ws.count(&format!(
+            "SELECT count(*) FROM turns WHERE session_id = '{session}'"
+        )),
+        0
+    );
+    assert_eq!(
+        ws.count(&format!(
+            "SELECT count(*) FROM rewards WHERE session_id = '{session}'"
+        )),
+        0
+    );
     let after: Vec<String> =
         serde_json::from_str(&python(FIND_MARKER, &[root.to_str().unwrap(), marker])).unwrap();
     assert_eq!(after, Vec::<String>::new(), "marker left in {after:?}");
