@@ -150,12 +150,15 @@ fn derive_covers_every_example_and_links_abandoned_branches() {
     );
 }
 
+/// Requests a [`judge_server`] received: (path, JSON body).
+type Requests = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A tiny OpenAI-compatible server: answers every POST with the next canned
 /// vote and records (path, body) of each request.
-fn judge_server(answers: Vec<&'static str>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+fn judge_server(answers: Vec<&'static str>) -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen: Requests = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().enumerate() {
