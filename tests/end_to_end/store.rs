@@ -252,6 +252,30 @@ fn history_lists_commits_with_ingest_ids() {
     ]);
     let expected = first["events_added"].as_i64().unwrap();
     assert_eq!(then, format!("n\n{expected}\n"));
+    // ... and to the time of its commit (RFC 3339), on sql and export.
+    let time = history[1]["time"].as_str().unwrap().to_string();
+    let then = ws.ok([
+        "sql",
+        "--as-of",
+        &time,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM events WHERE kind <> 'source_checkpoint'",
+    ]);
+    assert_eq!(then, format!("n\n{expected}\n"));
+    let out = ws.path("as-of-dataset");
+    let summary: Value = serde_json::from_str(&ws.ok([
+        "export",
+        "--target",
+        "trl-sft",
+        "--as-of",
+        &time,
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(summary["events_version"], first["table_version"]);
 }
 
 #[test]
