@@ -96,10 +96,13 @@ impl QueryEngine {
                 .load_version(*version)
                 .await
                 .map_err(|e| QueryError::Store(StoreError::Delta(e)))?,
-            Some(AsOf::Timestamp(time)) => table
-                .load_with_datetime(*time)
-                .await
-                .map_err(|e| QueryError::Store(StoreError::Delta(e)))?,
+            Some(AsOf::Timestamp(time)) => {
+                let version = store.events_version_at(*time).await?;
+                table
+                    .load_version(version)
+                    .await
+                    .map_err(|e| QueryError::Store(StoreError::Delta(e)))?
+            }
             None => {}
         }
         let events_version = table.version().unwrap_or_default();

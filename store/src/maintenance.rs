@@ -215,6 +215,37 @@ impl EventStore {
         Ok(out)
     }
 
+    /// The latest version of `events` committed at or before `time`, by the
+    /// commit timestamps `history` shows (not by log-file modification
+    /// times, which object stores and busy disks set later than the commit).
+    ///
+    /// Errors: [`StoreError::NoEventsTable`]; [`StoreError::InvalidTable`]
+    /// when `time` is before the first commit.
+    pub async fn events_version_at(
+        &self,
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let entries = self.history().await?;
+        let millis = time.timestamp_millis();
+        entries
+            .iter()
+            .filter(|e| e.table == EVENTS_TABLE)
+            .filter(|e| {
+                e.time
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t.timestamp_millis() <= millis)
+            })
+            .map(|e| e.version)
+            .max()
+            .ok_or_else(|| {
+                StoreError::InvalidTable(format!(
+                    "no commit of events at or before {}",
+                    time.to_rfc3339()
+                ))
+            })
+    }
+
     /// The commits of every table, newest first per table.
     pub async fn history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut out = Vec::new();
