@@ -26,8 +26,8 @@ mod exports;
 mod location;
 mod maintenance;
 mod root_files;
-mod staged;
 pub mod segments;
+mod staged;
 pub use segments::DEFAULT_TARGET_SEGMENT_BYTES;
 
 pub use derived::{DerivedLineage, DERIVED_LINEAGE_COLUMNS, DERIVED_TABLES};
@@ -36,10 +36,10 @@ pub use error::StoreError;
 pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};
 pub use exports::ExportRecord;
 pub use location::StoreLocation;
-pub use staged::StagedAppend;
 pub use maintenance::{
     CompactionSummary, HistoryEntry, SegmentProblem, VacuumSummary, VerifyReport,
 };
+pub use staged::StagedAppend;
 
 /// Re-export of the Delta Lake crate the store is built on, so that `query`
 /// and the exporters use the very same version.
