@@ -52,7 +52,10 @@ fn trl_sft_shards_load_with_datasets() {
         );
         assert_eq!(shard["bytes"].as_u64().unwrap(), bytes.len() as u64);
     }
-    assert_eq!(manifest["events_table_version"], 1, "table created at 0, one ingest: version 1");
+    assert_eq!(
+        manifest["events_table_version"], 1,
+        "table created at 0, one ingest: version 1"
+    );
     assert_eq!(manifest["lineage"].as_array().unwrap().len() as u64, rows);
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
     assert!(card.starts_with("---\nconfigs:\n"), "{card}");
