@@ -75,6 +75,10 @@ pub enum Command {
     /// Score each turn with an LLM judge (any OpenAI-compatible endpoint, local
     /// Ollama by default) and append the votes as `annotation` events.
     Judge(crate::derive_commands::JudgeArgs),
+    /// Find exact and near-duplicate trajectories (MinHash LSH) and trajectories
+    /// contaminated by eval sets; writes the `dedupe_clusters` table with which
+    /// member of each cluster to keep (highest reward, then newest).
+    Dedupe(crate::derive_commands::DedupeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -165,3 +165,75 @@ pub async fn run_judge(store: &EventStore, args: JudgeArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `trajectory dedupe`: exact and near-duplicate trajectories, decontamination.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  trajectory dedupe
+  trajectory dedupe --threshold 0.7 --bands 20 --rows 5
+  trajectory dedupe --eval evals/humaneval.jsonl --eval evals/my-tasks.txt --json")]
+pub struct DedupeArgs {
+    /// Words per shingle.
+    #[arg(long, default_value_t = 5)]
+    pub shingle: usize,
+    /// LSH bands.
+    #[arg(long, default_value_t = 14)]
+    pub bands: usize,
+    /// Rows per LSH band (permutations = bands × rows).
+    #[arg(long, default_value_t = 8)]
+    pub rows: usize,
+    /// Exact Jaccard (over shingles) a candidate pair needs to count as a near-duplicate.
+    #[arg(long, default_value_t = 0.8)]
+    pub threshold: f64,
+    /// Permutation seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Eval file to decontaminate against (JSONL: every string value; else every line);
+    /// trajectories sharing a 13-word sequence with it are not kept. Repeatable.
+    #[arg(long = "eval", value_name = "FILE")]
+    pub eval_files: Vec<std::path::PathBuf>,
+    /// Read the log as it was at a version or time.
+    #[arg(long, value_name = "VERSION|TIMESTAMP")]
+    pub as_of: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run_dedupe(store: &EventStore, args: DedupeArgs) -> Result<()> {
+    use trajectory_transforms::dedupe::{dedupe, DedupeOptions};
+    use trajectory_transforms::minhash::MinHashParams;
+    let options = DedupeOptions {
+        as_of: args.as_of.as_deref().map(str::parse::<AsOf>).transpose()?,
+        minhash: MinHashParams {
+            shingle_words: args.shingle,
+            bands: args.bands,
+            rows: args.rows,
+            threshold: args.threshold,
+            seed: args.seed,
+        },
+        eval_files: args.eval_files,
+    };
+    let summary = dedupe(store, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "deduplicated {} trajectories from events version {}: {} cluster(s), {} exact and {} near duplicate(s), {} kept",
+        summary.trajectories,
+        summary.events_version,
+        summary.clusters,
+        summary.exact_duplicates,
+        summary.near_duplicates,
+        summary.kept
+    );
+    for c in &summary.contaminated {
+        println!(
+            "  removed {}: shares \"{}\" with {}",
+            c.trajectory_id, c.ngram, c.eval_file
+        );
+    }
+    println!("  table dedupe_clusters (see docs/datasets.md); keep with: WHERE kept");
+    Ok(())
+}

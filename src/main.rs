@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Erase(args) => store_commands::run_erase(&store, args).await,
         Command::Derive(args) => derive_commands::run_derive(&store, args).await,
         Command::Judge(args) => derive_commands::run_judge(&store, args).await,
+        Command::Dedupe(args) => derive_commands::run_dedupe(&store, args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 mod harness;
 
 mod crash;
+mod dedupe;
 mod derive;
 mod export;
 mod follow;

@@ -17,7 +17,9 @@
 //! `docs/datasets.md`.
 
 mod columns;
+pub mod dedupe;
 pub mod judge;
+pub mod minhash;
 pub mod rewards;
 pub mod trajectories;
 pub mod transcript;
