@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod corpus;
 mod crash;
 mod dedupe;
 mod derive;
