@@ -79,6 +79,10 @@ pub enum Command {
     /// contaminated by eval sets; writes the `dedupe_clusters` table with which
     /// member of each cluster to keep (highest reward, then newest).
     Dedupe(crate::derive_commands::DedupeArgs),
+    /// The nightly dataset build: derive → dedupe → export for every [[dataset]]
+    /// of a TOML config, pinned to one log version; does nothing when neither the
+    /// log nor the config changed. Same config + --as-of → byte-identical shards.
+    Build(crate::build::BuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +153,20 @@ fn parse_output_format(s: &str) -> Result<OutputFormat, String> {
 pub enum ExportTarget {
     /// TRL SFTTrainer, conversational: `messages` with tool calls, plus `tools`.
     TrlSft,
+    /// OpenAI chat fine-tuning: per-turn `messages` (tool-call arguments as JSON
+    /// strings, `weight` on assistant messages) + `tools`; also train/validation.jsonl.
+    OpenaiSft,
+    /// OpenAI preference fine-tuning: input / preferred_output / non_preferred_output.
+    OpenaiDpo,
+    /// TRL DPO-style preference pairs: prompt / chosen / rejected (conversational),
+    /// from branch siblings and reward differences.
+    TrlPreference,
+    /// TRL KTOTrainer: prompt / completion / label (reward sign).
+    Kto,
+    /// TRL GRPOTrainer: prompt only, plus reward, advantage and group id columns.
+    Grpo,
+    /// OpenClaw-RL style turns: context, response, next state, score, loss mask.
+    RlTurns,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +190,31 @@ pub struct ExportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Only turns started at or after this time (RFC 3339). Derived-table targets.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only turns started before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only this agent's turns.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only turns answered by this provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only turns of this locality (local or cloud).
+    #[arg(long)]
+    pub locality: Option<String>,
+    /// Only turns whose reward (mean combined step reward) is at least this.
+    #[arg(long, value_name = "REWARD")]
+    pub min_reward: Option<f64>,
+    /// An extra SQL predicate over the turns columns (alias t), e.g. "t.tool_call_count > 0".
+    #[arg(long, value_name = "SQL")]
+    pub r#where: Option<String>,
+    /// Percentage of sessions in the validation split (by hashed session id).
+    #[arg(long, default_value_t = 5, value_name = "PERCENT")]
+    pub validation_percent: u8,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,6 +1,7 @@
 //! `trajectory`: the command line. Parsing, progress and printing only; the
 //! work is done by the library crates.
 
+mod build;
 mod cli;
 mod config;
 mod defaults;
@@ -94,6 +95,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Derive(args) => derive_commands::run_derive(&store, args).await,
         Command::Judge(args) => derive_commands::run_judge(&store, args).await,
         Command::Dedupe(args) => derive_commands::run_dedupe(&store, args).await,
+        Command::Build(args) => build::run_build(&store, args).await,
     }
 }
 
@@ -366,6 +368,28 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
     options.rows_per_shard = args.rows_per_shard;
     let summary = match args.target {
         ExportTarget::TrlSft => trl::export_trl_sft(&engine, &args.out, &options).await?,
+        other => {
+            use trajectory_exporters::training::{export_training, ExportFilters, TrainingTarget};
+            let target = match other {
+                ExportTarget::OpenaiSft => TrainingTarget::OpenAiSft,
+                ExportTarget::OpenaiDpo => TrainingTarget::OpenAiDpo,
+                ExportTarget::TrlPreference => TrainingTarget::TrlPreference,
+                ExportTarget::Kto => TrainingTarget::Kto,
+                ExportTarget::Grpo => TrainingTarget::Grpo,
+                _ => TrainingTarget::RlTurns,
+            };
+            let filters = ExportFilters {
+                since: args.since.clone(),
+                until: args.until.clone(),
+                agent: args.agent.clone(),
+                provider: args.provider.clone(),
+                locality: args.locality.clone(),
+                min_reward: args.min_reward,
+                r#where: args.r#where.clone(),
+                validation_percent: args.validation_percent.min(100),
+            };
+            export_training(&engine, target, &args.out, &options, &filters).await?
+        }
     };
     store_commands::register_export(
         store,

@@ -10,6 +10,7 @@ pub mod compliance;
 pub mod conversation;
 pub mod manifest;
 pub mod shards;
+pub mod training;
 pub mod trl;
 
 use std::path::Path;

@@ -39,6 +39,9 @@ pub struct ExportManifest {
     pub rows: BTreeMap<String, usize>,
     pub sessions_skipped: usize,
     pub shards: Vec<ShardInfo>,
+    /// The export's row filters, when any were possible (derived-table targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Value>,
     pub lineage: Vec<Value>,
 }
 
@@ -69,6 +72,7 @@ impl ExportManifest {
             rows: per_split,
             sessions_skipped,
             shards,
+            filters: None,
             lineage,
         }
     }

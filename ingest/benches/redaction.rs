@@ -15,9 +15,13 @@ fn bench(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("redaction");
     group.throughput(Throughput::Bytes(clean.len() as u64));
-    group.bench_function("no secrets", |b| b.iter(|| redactor.redact_text(&clean).0.len()));
+    group.bench_function("no secrets", |b| {
+        b.iter(|| redactor.redact_text(&clean).0.len())
+    });
     group.throughput(Throughput::Bytes(secrets.len() as u64));
-    group.bench_function("three secrets", |b| b.iter(|| redactor.redact_text(&secrets).0.len()));
+    group.bench_function("three secrets", |b| {
+        b.iter(|| redactor.redact_text(&secrets).0.len())
+    });
     group.finish();
 }
 

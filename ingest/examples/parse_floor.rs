@@ -14,10 +14,7 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             files(&path, out);
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "jsonl" || e == "log")
-        {
+        } else if path.extension().is_some_and(|e| e == "jsonl" || e == "log") {
             out.push(path);
         }
     }
@@ -33,7 +30,10 @@ fn main() {
         let Ok(file) = std::fs::File::open(path) else {
             continue;
         };
-        for line in std::io::BufReader::new(file).split(b'\n').map_while(Result::ok) {
+        for line in std::io::BufReader::new(file)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
             lines += 1;
             bytes += line.len() as u64 + 1;
             if serde_json::from_slice::<serde_json::Value>(&line).is_ok() {

@@ -14,8 +14,12 @@ use trajectory_store::EventStore;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let store = args.next().ok_or("usage: query_timing STORE QUERIES.json RUNS")?;
-    let queries = args.next().ok_or("usage: query_timing STORE QUERIES.json RUNS")?;
+    let store = args
+        .next()
+        .ok_or("usage: query_timing STORE QUERIES.json RUNS")?;
+    let queries = args
+        .next()
+        .ok_or("usage: query_timing STORE QUERIES.json RUNS")?;
     let runs: usize = args.next().unwrap_or_else(|| "5".into()).parse()?;
     let queries: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(queries)?)?;
     let store = EventStore::open(&store)?;

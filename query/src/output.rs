@@ -64,11 +64,13 @@ pub fn write_batches<W: Write + Send>(
             let mut writer = deltalake::arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(out);
+            // CSV has no nested values: lists and structs become JSON text.
+            let flat = flat_schema(&schema);
             if batches.is_empty() {
-                writer.write(&RecordBatch::new_empty(schema))?;
+                writer.write(&RecordBatch::new_empty(flat.clone()))?;
             }
             for batch in batches {
-                writer.write(batch)?;
+                writer.write(&nested_as_json(batch, &flat)?)?;
             }
         }
         OutputFormat::Json => {
@@ -106,6 +108,71 @@ pub fn write_batches<W: Write + Send>(
         }
     }
     Ok(())
+}
+
+/// `schema` with every nested column (list, struct, map) as Utf8.
+fn flat_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<deltalake::arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.data_type().is_nested() {
+                deltalake::arrow::datatypes::Field::new(
+                    f.name(),
+                    deltalake::arrow::datatypes::DataType::Utf8,
+                    true,
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    std::sync::Arc::new(deltalake::arrow::datatypes::Schema::new(fields))
+}
+
+/// Nested columns of `batch` rendered as JSON text (one value per row).
+fn nested_as_json(batch: &RecordBatch, flat: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch.clone());
+    }
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (index, field) in batch.schema().fields().iter().enumerate() {
+        let column = batch.column(index);
+        if !field.data_type().is_nested() {
+            columns.push(column.clone());
+            continue;
+        }
+        // One-column batch → JSON objects → the value of that column per row.
+        let single = RecordBatch::try_new(
+            std::sync::Arc::new(deltalake::arrow::datatypes::Schema::new(vec![field
+                .as_ref()
+                .clone()])),
+            vec![column.clone()],
+        )?;
+        let mut buffer = Vec::new();
+        {
+            let mut writer = deltalake::arrow::json::LineDelimitedWriter::new(&mut buffer);
+            writer.write(&single)?;
+            writer.finish()?;
+        }
+        let text = String::from_utf8_lossy(&buffer);
+        let values: Vec<Option<String>> = text
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get(field.name()).cloned())
+                    .map(|v| v.to_string())
+            })
+            .collect();
+        columns.push(std::sync::Arc::new(deltalake::arrow::array::StringArray::from(values)) as _);
+    }
+    RecordBatch::try_new(flat.clone(), columns)
 }
 
 #[cfg(test)]

@@ -16,3 +16,4 @@ mod redaction;
 mod report;
 mod sql;
 mod store;
+mod targets;

@@ -13,7 +13,9 @@ use trajectory_transforms::minhash::{shingles, MinHashParams, MinHasher};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: minhash_texts TEXTS.jsonl [BANDS ROWS THRESHOLD]")?;
+    let path = args
+        .next()
+        .ok_or("usage: minhash_texts TEXTS.jsonl [BANDS ROWS THRESHOLD]")?;
     let mut params = MinHashParams::default();
     if let (Some(b), Some(r), Some(t)) = (args.next(), args.next(), args.next()) {
         params.bands = b.parse()?;
@@ -26,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         texts.push(value["text"].as_str().unwrap_or_default().to_string());
     }
     let started = Instant::now();
-    let shingle_sets: Vec<Vec<u64>> = texts.iter().map(|t| shingles(t, params.shingle_words)).collect();
+    let shingle_sets: Vec<Vec<u64>> = texts
+        .iter()
+        .map(|t| shingles(t, params.shingle_words))
+        .collect();
     let pairs = MinHasher::new(params).near_duplicate_pairs(&shingle_sets);
     let seconds = started.elapsed().as_secs_f64();
     let pairs: Vec<[usize; 2]> = pairs.iter().map(|(i, j, _)| [*i, *j]).collect();
