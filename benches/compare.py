@@ -54,8 +54,8 @@ QUERIES = [
      "SELECT session_id, sum(input_tokens + output_tokens) AS tokens FROM events "
      "WHERE kind = 'llm_call' GROUP BY session_id ORDER BY tokens DESC LIMIT 20"),
     ("tokens per model per hour",
-     "SELECT model, date_trunc('hour', ts) AS hour, sum(output_tokens) AS out_tokens FROM events "
-     "WHERE kind = 'llm_call' GROUP BY model, date_trunc('hour', ts) ORDER BY hour, model"),
+     "SELECT model, CAST(date_trunc('hour', ts) AS VARCHAR) AS hour, sum(output_tokens) AS out_tokens "
+     "FROM events WHERE kind = 'llm_call' GROUP BY model, date_trunc('hour', ts) ORDER BY hour, model"),
     ("failed calls per provider",
      "SELECT provider, stop_reason, count(*) AS n FROM events WHERE kind = 'llm_call' "
      "AND stop_reason IN ('error', 'aborted') GROUP BY provider, stop_reason ORDER BY n DESC"),
@@ -267,7 +267,7 @@ def main():
             polars_r.append((s, rss, int(out.strip())))
         except RuntimeError as e:
             polars_r.append(None)
-            results["polars_error"] = str(e)[-300:]
+            results["polars_error"] = " ".join(str(e).strip().splitlines()[-1:])[:200].replace("|", "/")
         s, rss, out = run_timed([str(EXAMPLES / "parse_floor"), str(corpus)])
         floor.append((s, rss, json.loads(out)["lines"]))
     ours_s = median([r[0] for r in ours])

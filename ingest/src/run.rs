@@ -40,7 +40,7 @@ pub enum IngestError {
 
 /// Events are written as segments every this many bytes of text (about;
 /// memory holds one such chunk at a time, plus one source's events).
-pub const CHUNK_BYTES: usize = 64 * 1024 * 1024;
+pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
 
 /// The text an event carries, for chunk sizing.
 fn event_text_bytes(event: &Event) -> usize {

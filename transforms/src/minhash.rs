@@ -168,12 +168,26 @@ impl MinHasher {
     /// threshold. Empty documents are never paired.
     pub fn near_duplicate_pairs(&self, documents: &[Vec<u64>]) -> Vec<(usize, usize, f64)> {
         let rows = self.params.rows.max(1);
+        // Signatures are the expensive part: computed on every core.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_worker = documents.len().div_ceil(workers).max(1);
+        let signatures: Vec<Vec<u64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = documents
+                .chunks(per_worker)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|s| self.signature(s)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         let mut buckets: HashMap<(usize, u64), Vec<usize>> = HashMap::new();
-        for (index, shingles) in documents.iter().enumerate() {
+        for (index, (shingles, signature)) in documents.iter().zip(&signatures).enumerate() {
             if shingles.is_empty() {
                 continue;
             }
-            let signature = self.signature(shingles);
             for (band, values) in signature.chunks(rows).enumerate() {
                 let mut h: u64 = band as u64;
                 for v in values {
