@@ -50,7 +50,31 @@ print(hits)
     ))
     .unwrap();
     assert_eq!(found, 0);
-    // Same seed, same corpus: a second generation ingests to nothing new.
+    // Reward signals fire where the generator planted their causes.
+    ws.ok(["derive"]);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM rewards WHERE signal = 'call_error'"),
+        ws.count("SELECT count(*) FROM events WHERE kind = 'llm_call' AND stop_reason = 'error'")
+    );
+    assert!(
+        ws.count("SELECT count(*) FROM rewards WHERE signal = 'call_error'") as u64
+            >= stats.failed_local_calls
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM rewards WHERE signal = 'fallback' AND value < 0"),
+        ws.count("SELECT count(*) FROM rewards WHERE signal = 'call_error'"),
+        "every failed local call was followed by the cloud model"
+    );
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM events e WHERE e.kind = 'tool_result' AND e.tool_status = 'error' \
+             AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.signal = 'tool_error' \
+             AND array_has(r.event_ids, e.event_id))"
+        ),
+        0,
+        "every failed tool result has a tool_error reward"
+    );
+    // Same seed, same corpus.
     let again = ws.path("corpus-again");
     assert_eq!(
         trajectory_corpus::generate(&again, 11, 2_000_000).unwrap(),
