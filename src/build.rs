@@ -221,6 +221,7 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
         let out = base.join(&dataset.out);
         let mut options = ExportOptions::new(store.location().root().to_string());
         options.as_of = args.as_of.clone();
+        options.jobs = crate::store_commands::derived_jobs(store).await?;
         if let Some(n) = dataset.rows_per_shard {
             options.rows_per_shard = n;
         }

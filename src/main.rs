@@ -366,6 +366,7 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
     let mut options = ExportOptions::new(store.location().root().to_string());
     options.as_of = args.as_of.clone();
     options.rows_per_shard = args.rows_per_shard;
+    options.jobs = store_commands::derived_jobs(store).await?;
     let summary = match args.target {
         ExportTarget::TrlSft => trl::export_trl_sft(&engine, &args.out, &options).await?,
         other => {

@@ -244,3 +244,14 @@ fn uuid_like() -> String {
         .unwrap_or(0);
     format!("{nanos:x}-{:x}", std::process::id())
 }
+
+/// The lineage of every derived table that exists (for export manifests).
+pub async fn derived_jobs(store: &EventStore) -> Result<Option<serde_json::Value>> {
+    let mut jobs = serde_json::Map::new();
+    for name in trajectory_store::DERIVED_TABLES {
+        if let Some(lineage) = store.derived_lineage(name).await? {
+            jobs.insert(name.to_string(), serde_json::to_value(lineage)?);
+        }
+    }
+    Ok((!jobs.is_empty()).then_some(serde_json::Value::Object(jobs)))
+}

@@ -73,6 +73,9 @@ pub struct ExportOptions {
     pub as_of: Option<String>,
     /// Maximum rows per Parquet shard.
     pub rows_per_shard: usize,
+    /// The derived tables' lineage (job, job version, events version,
+    /// parameters) the export read, recorded in the manifest as `jobs`.
+    pub jobs: Option<serde_json::Value>,
 }
 
 impl ExportOptions {
@@ -82,6 +85,7 @@ impl ExportOptions {
             store,
             as_of: None,
             rows_per_shard: 10_000,
+            jobs: None,
         }
     }
 }

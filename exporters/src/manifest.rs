@@ -42,6 +42,9 @@ pub struct ExportManifest {
     /// The export's row filters, when any were possible (derived-table targets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filters: Option<Value>,
+    /// Lineage of the derived tables read (job versions, parameters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Value>,
     pub lineage: Vec<Value>,
 }
 
@@ -73,6 +76,7 @@ impl ExportManifest {
             sessions_skipped,
             shards,
             filters: None,
+            jobs: options.jobs.clone(),
             lineage,
         }
     }

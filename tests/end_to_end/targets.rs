@@ -115,6 +115,11 @@ fn every_target_loads_with_datasets_and_trl_recognises_it() {
             serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap())
                 .unwrap();
         let lineage = manifest["lineage"].as_array().unwrap();
+        assert_eq!(
+            manifest["jobs"]["rewards"]["job_version"], "rewards-v1",
+            "{target}"
+        );
+        assert!(manifest["filters"].is_object());
         assert_eq!(lineage.len() as u64, rows);
         assert!(lineage.iter().all(|l| l["shard"]
             .as_str()
