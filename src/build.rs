@@ -4,13 +4,19 @@
 //! config changed since the last build.
 //!
 //! ```toml
-//! [derive]                      # optional
+//! [derive]                      # optional: parameters of `trajectory derive`
 //! credit = "grpo"               # copy | discount | grpo
 //! gamma = 0.9
+//! prm_coef = 1.0
+//! reask_threshold = 0.5
+//! idle_gap_minutes = 30
 //!
-//! [dedupe]                      # optional: drop near-duplicate trajectories
-//! threshold = 0.8
-//! eval = ["evals/heldout.jsonl"]
+//! [dedupe]                      # optional: leave out turns of trajectories not kept
+//! threshold = 0.8               # exact Jaccard of a near-duplicate
+//! bands = 14
+//! rows = 8
+//! shingle_words = 5
+//! eval = ["evals/heldout.jsonl"] # decontamination, relative to the config
 //!
 //! [[dataset]]
 //! name = "sft-local"
@@ -19,10 +25,15 @@
 //! locality = "cloud"            # filters: since, until, agent, provider,
 //! min_reward = 0.0              #   locality, min_reward, where
 //! validation_percent = 5
+//! min_reward_gap = 1.0          # preference targets
+//! rows_per_shard = 10000
 //! ```
 //!
 //! State: `<config>.state.json` beside the config (config sha256, events
-//! version, outputs). Same config and `--as-of` → byte-identical shards.
+//! version, `--as-of`, and every output shard's path, size and sha256). The
+//! build is skipped ("nothing new") when the config hash and events version
+//! are unchanged and every recorded shard is still there with its size.
+//! Same config and `--as-of` → byte-identical shards.
 
 use std::path::{Path, PathBuf};
 
@@ -30,8 +41,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use trajectory_exporters::training::{export_training, ExportFilters, TrainingTarget};
-use trajectory_exporters::{trl, ExportOptions};
+use trajectory_exporters::training::{export_training, TrainingTarget};
+use trajectory_exporters::{trl, ExportFilters, ExportOptions, ShardInfo};
 use trajectory_query::{AsOf, QueryEngine};
 use trajectory_store::EventStore;
 use trajectory_transforms::dedupe::{dedupe, DedupeOptions};
@@ -70,6 +81,9 @@ struct BuildConfig {
 struct DeriveSection {
     credit: Option<String>,
     gamma: Option<f64>,
+    prm_coef: Option<f64>,
+    reask_threshold: Option<f64>,
+    idle_gap_minutes: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +92,7 @@ struct DedupeSection {
     threshold: Option<f64>,
     bands: Option<usize>,
     rows: Option<usize>,
+    shingle_words: Option<usize>,
     #[serde(default)]
     eval: Vec<PathBuf>,
 }
@@ -96,6 +111,7 @@ struct DatasetSection {
     min_reward: Option<f64>,
     r#where: Option<String>,
     validation_percent: Option<u8>,
+    min_reward_gap: Option<f64>,
     rows_per_shard: Option<usize>,
 }
 
@@ -104,6 +120,44 @@ struct BuildState {
     config_sha256: String,
     events_version: u64,
     as_of: Option<String>,
+    /// Every dataset's shards as written (absent in the key comparison).
+    #[serde(default)]
+    outputs: Vec<BuiltOutput>,
+}
+
+/// One dataset's shards as the last build wrote them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct BuiltOutput {
+    name: String,
+    out_dir: String,
+    shards: Vec<RecordedShard>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct RecordedShard {
+    path: String,
+    bytes: u64,
+    sha256: String,
+}
+
+impl BuildState {
+    fn same_inputs(&self, other: &BuildState) -> bool {
+        self.config_sha256 == other.config_sha256
+            && self.events_version == other.events_version
+            && self.as_of == other.as_of
+    }
+
+    /// Whether every recorded shard is still on disk with its recorded size.
+    fn outputs_intact(&self, datasets: usize) -> bool {
+        self.outputs.len() == datasets
+            && self.outputs.iter().all(|o| {
+                let dir = Path::new(&o.out_dir);
+                dir.join("manifest.json").is_file()
+                    && o.shards.iter().all(|s| {
+                        std::fs::metadata(dir.join(&s.path)).is_ok_and(|m| m.len() == s.bytes)
+                    })
+            })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -145,19 +199,35 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
     let as_of = args.as_of.as_deref().map(str::parse::<AsOf>).transpose()?;
     let engine = QueryEngine::open(store, as_of.as_ref()).await?;
     let state_path = PathBuf::from(format!("{}.state.json", args.build_config.display()));
-    let state = BuildState {
+    let mut state = BuildState {
         config_sha256: hex::encode(Sha256::digest(text.as_bytes())),
         events_version: engine.events_version(),
         as_of: args.as_of.clone(),
+        outputs: Vec::new(),
     };
-    let outputs_exist = config
-        .datasets
-        .iter()
-        .all(|d| base.join(&d.out).join("manifest.json").is_file());
+    let mut names = std::collections::HashSet::new();
+    for dataset in &config.datasets {
+        if !names.insert(dataset.name.as_str()) {
+            bail!(
+                "dataset name {:?} appears twice in the config",
+                dataset.name
+            );
+        }
+        if dataset.target != trl::TARGET && TrainingTarget::from_name(&dataset.target).is_none() {
+            bail!(
+                "dataset {}: unknown target {:?} (trl-sft, openai-sft, openai-dpo, trl-preference, kto, grpo, rl-turns)",
+                dataset.name,
+                dataset.target
+            );
+        }
+    }
     let previous: Option<BuildState> = std::fs::read_to_string(&state_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    if !args.force && outputs_exist && previous.as_ref() == Some(&state) {
+    let up_to_date = previous
+        .as_ref()
+        .is_some_and(|p| p.same_inputs(&state) && p.outputs_intact(config.datasets.len()));
+    if !args.force && up_to_date {
         let summary = BuildSummary {
             events_version: state.events_version,
             up_to_date: true,
@@ -188,7 +258,20 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
         if let Some(gamma) = section.gamma {
             derive_options.rewards.gamma = gamma;
         }
+        if let Some(c) = section.prm_coef {
+            derive_options.rewards.prm_coef = c;
+        }
+        if let Some(j) = section.reask_threshold {
+            derive_options.rewards.reask_threshold = j;
+            derive_options.episodes.reask_threshold = j;
+        }
+        if let Some(m) = section.idle_gap_minutes {
+            derive_options.episodes.idle_gap_us = (m * 60.0 * 1e6).round() as i64;
+        }
     }
+    derive_options
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[derive] {e}"))?;
     derive(store, &derive_options).await?;
     // 2. dedupe
     let mut keep_filter: Option<String> = None;
@@ -205,6 +288,9 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
         }
         if let Some(r) = section.rows {
             options.minhash.rows = r;
+        }
+        if let Some(w) = section.shingle_words {
+            options.minhash.shingle_words = w;
         }
         options.eval_files = section.eval.iter().map(|p| base.join(p)).collect();
         dedupe(store, &options).await?;
@@ -225,38 +311,46 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
         if let Some(n) = dataset.rows_per_shard {
             options.rows_per_shard = n;
         }
-        let summary = if dataset.target == "trl-sft" {
-            trl::export_trl_sft(&engine, &out, &options).await?
-        } else {
-            let target = match dataset.target.as_str() {
-                "openai-sft" => TrainingTarget::OpenAiSft,
-                "openai-dpo" => TrainingTarget::OpenAiDpo,
-                "trl-preference" => TrainingTarget::TrlPreference,
-                "kto" => TrainingTarget::Kto,
-                "grpo" => TrainingTarget::Grpo,
-                "rl-turns" => TrainingTarget::RlTurns,
-                other => bail!(
-                    "dataset {}: unknown target {other:?} (trl-sft, openai-sft, openai-dpo, trl-preference, kto, grpo, rl-turns)",
-                    dataset.name
-                ),
-            };
-            let predicate = match (&dataset.r#where, &keep_filter) {
-                (Some(w), Some(k)) => Some(format!("({w}) AND {k}")),
-                (Some(w), None) => Some(w.clone()),
-                (None, k) => k.clone(),
-            };
-            let filters = ExportFilters {
-                since: dataset.since.clone(),
-                until: dataset.until.clone(),
-                agent: dataset.agent.clone(),
-                provider: dataset.provider.clone(),
-                locality: dataset.locality.clone(),
-                min_reward: dataset.min_reward,
-                r#where: predicate,
-                validation_percent: dataset.validation_percent.unwrap_or(5).min(100),
-            };
-            export_training(&engine, target, &out, &options, &filters).await?
+        // Dedupe leaves out the turns of trajectories not kept; for trl-sft
+        // (one row per session, over events) the sessions none of whose
+        // trajectories was kept.
+        let keep = keep_filter.as_ref().map(|turns| {
+            if dataset.target == trl::TARGET {
+                "e.session_id NOT IN (SELECT session_id FROM dedupe_clusters WHERE session_id IS NOT NULL \
+                 GROUP BY session_id HAVING NOT bool_or(kept))"
+                    .to_string()
+            } else {
+                turns.clone()
+            }
+        });
+        let predicate = match (&dataset.r#where, keep) {
+            (Some(w), Some(k)) => Some(format!("({w}) AND {k}")),
+            (w, k) => k.or_else(|| w.clone()),
         };
+        let filters = ExportFilters {
+            since: dataset.since.clone(),
+            until: dataset.until.clone(),
+            agent: dataset.agent.clone(),
+            provider: dataset.provider.clone(),
+            locality: dataset.locality.clone(),
+            min_reward: dataset.min_reward,
+            r#where: predicate,
+            validation_percent: dataset.validation_percent.unwrap_or(5),
+            min_reward_gap: dataset.min_reward_gap.unwrap_or(1.0),
+        };
+        let summary = match TrainingTarget::from_name(&dataset.target) {
+            Some(target) => export_training(&engine, target, &out, &options, &filters)
+                .await
+                .with_context(|| format!("dataset {}", dataset.name))?,
+            None => trl::export_trl_sft_filtered(&engine, &out, &options, &filters)
+                .await
+                .with_context(|| format!("dataset {}", dataset.name))?,
+        };
+        state.outputs.push(BuiltOutput {
+            name: dataset.name.clone(),
+            out_dir: out.display().to_string(),
+            shards: summary.shards.iter().map(recorded).collect(),
+        });
         crate::store_commands::register_export(
             store,
             &summary.target,
@@ -292,4 +386,12 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn recorded(shard: &ShardInfo) -> RecordedShard {
+    RecordedShard {
+        path: shard.path.clone(),
+        bytes: shard.bytes,
+        sha256: shard.sha256.clone(),
+    }
 }

@@ -191,7 +191,8 @@ pub struct ExportArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Only turns started at or after this time (RFC 3339). Derived-table targets.
+    /// Only turns started at or after this time (RFC 3339). For trl-sft,
+    /// filters select sessions (here: by their first event).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// Only turns started before this time (RFC 3339).
@@ -200,21 +201,26 @@ pub struct ExportArgs {
     /// Only this agent's turns.
     #[arg(long)]
     pub agent: Option<String>,
-    /// Only turns answered by this provider.
+    /// Only turns answered by this provider (trl-sft: sessions with a call to it).
     #[arg(long)]
     pub provider: Option<String>,
-    /// Only turns of this locality (local or cloud).
+    /// Only turns of this locality: local, cloud, internal, unknown.
     #[arg(long)]
     pub locality: Option<String>,
-    /// Only turns whose reward (mean combined step reward) is at least this.
-    #[arg(long, value_name = "REWARD")]
+    /// Only turns whose reward (mean combined step reward) is at least this;
+    /// pair targets: the chosen turn's; trl-sft: the session's mean trajectory reward.
+    #[arg(long, value_name = "REWARD", allow_negative_numbers = true)]
     pub min_reward: Option<f64>,
-    /// An extra SQL predicate over the turns columns (alias t), e.g. "t.tool_call_count > 0".
+    /// An extra SQL predicate: over turns (alias t; s.reward, s.advantage), e.g.
+    /// "t.tool_call_count > 0"; for trl-sft over events (alias e), any event of a session.
     #[arg(long, value_name = "SQL")]
     pub r#where: Option<String>,
     /// Percentage of sessions in the validation split (by hashed session id).
     #[arg(long, default_value_t = 5, value_name = "PERCENT")]
     pub validation_percent: u8,
+    /// Minimum reward gap for preference pairs (trl-preference, openai-dpo).
+    #[arg(long, default_value_t = 1.0, value_name = "GAP")]
+    pub min_reward_gap: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

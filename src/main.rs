@@ -70,7 +70,15 @@ fn hint_for(error: &anyhow::Error) -> Option<&'static str> {
         Some(QueryError::Sql(_)) => Some(
             "list tables and views with `trajectory sql \"SHOW TABLES\"`, columns with `trajectory sql \"DESCRIBE events\"`",
         ),
-        _ => None,
+        _ => match error.downcast_ref::<trajectory_exporters::ExportError>() {
+            Some(trajectory_exporters::ExportError::MissingDerived(_)) => {
+                Some("run `trajectory derive` first (or use `trajectory build CONFIG`, which derives)")
+            }
+            Some(trajectory_exporters::ExportError::Query(QueryError::Sql(_))) => Some(
+                "--where is SQL over turns (alias t) or, for trl-sft, events (alias e); columns: `trajectory sql \"DESCRIBE turns\"`",
+            ),
+            _ => None,
+        },
     }
 }
 
@@ -367,10 +375,23 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
     options.as_of = args.as_of.clone();
     options.rows_per_shard = args.rows_per_shard;
     options.jobs = store_commands::derived_jobs(store).await?;
+    let filters = trajectory_exporters::ExportFilters {
+        since: args.since.clone(),
+        until: args.until.clone(),
+        agent: args.agent.clone(),
+        provider: args.provider.clone(),
+        locality: args.locality.clone(),
+        min_reward: args.min_reward,
+        r#where: args.r#where.clone(),
+        validation_percent: args.validation_percent,
+        min_reward_gap: args.min_reward_gap,
+    };
     let summary = match args.target {
-        ExportTarget::TrlSft => trl::export_trl_sft(&engine, &args.out, &options).await?,
+        ExportTarget::TrlSft => {
+            trl::export_trl_sft_filtered(&engine, &args.out, &options, &filters).await?
+        }
         other => {
-            use trajectory_exporters::training::{export_training, ExportFilters, TrainingTarget};
+            use trajectory_exporters::training::{export_training, TrainingTarget};
             let target = match other {
                 ExportTarget::OpenaiSft => TrainingTarget::OpenAiSft,
                 ExportTarget::OpenaiDpo => TrainingTarget::OpenAiDpo,
@@ -378,16 +399,6 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
                 ExportTarget::Kto => TrainingTarget::Kto,
                 ExportTarget::Grpo => TrainingTarget::Grpo,
                 _ => TrainingTarget::RlTurns,
-            };
-            let filters = ExportFilters {
-                since: args.since.clone(),
-                until: args.until.clone(),
-                agent: args.agent.clone(),
-                provider: args.provider.clone(),
-                locality: args.locality.clone(),
-                min_reward: args.min_reward,
-                r#where: args.r#where.clone(),
-                validation_percent: args.validation_percent.min(100),
             };
             export_training(&engine, target, &args.out, &options, &filters).await?
         }

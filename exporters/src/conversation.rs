@@ -133,7 +133,7 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn infer_parameters(calls: &[Value]) -> Value {
+pub(crate) fn infer_parameters(calls: &[Value]) -> Value {
     let objects: Vec<&serde_json::Map<String, Value>> =
         calls.iter().filter_map(Value::as_object).collect();
     let mut properties: BTreeMap<&str, &'static str> = BTreeMap::new();

@@ -1,14 +1,26 @@
 //! Writers of what leaves the event log: training shards and reports.
 //!
-//! One module per target: [`trl`] (`trl-sft`), [`compliance`] (the compliance
-//! report). Shared pieces: [`conversation`] rebuilds a session's active branch,
+//! One module per target: [`trl`] (`trl-sft`, from the events),
+//! [`openai_sft`], [`openai_dpo`], [`preference`] (`trl-preference`), [`kto`],
+//! [`grpo`], [`rl_turns`] (from the derived tables, driven by [`training`]),
+//! [`compliance`] (the compliance report). Shared pieces: [`conversation`]
+//! rebuilds a session's active branch, [`messages`] converts message shapes,
+//! [`filters`] holds the row filters and the train/validation split,
 //! [`shards`] writes Hugging Face style dataset directories, [`manifest`]
 //! records lineage.
 
 pub mod columns;
 pub mod compliance;
 pub mod conversation;
+pub mod filters;
+pub mod grpo;
+pub mod kto;
 pub mod manifest;
+pub mod messages;
+pub mod openai_dpo;
+pub mod openai_sft;
+pub mod preference;
+pub mod rl_turns;
 pub mod shards;
 pub mod training;
 pub mod trl;
@@ -19,7 +31,9 @@ use serde::Serialize;
 use thiserror::Error;
 use trajectory_query::QueryError;
 
+pub use filters::{split_of, ExportFilters};
 pub use shards::ShardInfo;
+pub use training::{export_training, TrainingTarget};
 
 /// Errors of the exporters.
 #[derive(Debug, Error)]
@@ -43,6 +57,12 @@ pub enum ExportError {
     /// A broken invariant inside the exporter.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An option or filter value that cannot work (the message says which).
+    #[error("{0}")]
+    Invalid(String),
+    /// A derived table the target reads does not exist (its name).
+    #[error("the derived table `{0}` does not exist (this export reads the derived tables turns and rewards)")]
+    MissingDerived(String),
 }
 
 impl ExportError {

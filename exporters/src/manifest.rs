@@ -45,6 +45,12 @@ pub struct ExportManifest {
     /// Lineage of the derived tables read (job versions, parameters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Value>,
+    /// Counts along the way (turns read, pairs per source, sessions per split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Value>,
+    /// The split rule and its percentage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<Value>,
     pub lineage: Vec<Value>,
 }
 
@@ -77,6 +83,8 @@ impl ExportManifest {
             shards,
             filters: None,
             jobs: options.jobs.clone(),
+            counts: None,
+            split: None,
             lineage,
         }
     }

@@ -17,19 +17,18 @@
 //! their keys differ from call to call and Parquet needs one schema; this is
 //! the encoding TRL's docs give for `datasets` before `Json()` features.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use arrow::json::ReaderBuilder;
 use serde_json::{json, Value};
 use trajectory_query::QueryEngine;
 
 use crate::columns::{ints, strings, value};
 use crate::conversation::{by_session, conversation, ConversationEvent};
-use crate::manifest::{write_manifest, ExportManifest};
-use crate::shards::{clear_previous_shards, dataset_card, write_split};
+use crate::filters::{quote, ExportFilters};
+use crate::training::{write_dataset, Dataset, Row};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
 /// The target name on the command line.
@@ -82,17 +81,43 @@ const EVENTS_QUERY: &str =
      AND kind NOT IN ('quarantined', 'tool_call') \
      ORDER BY session_id, seq, event_id";
 
-/// Exports every session's active branch as TRL SFT rows into `out_dir`.
+/// Exports every session's active branch as TRL SFT rows into `out_dir`,
+/// with the default split (5% validation) and no filters.
 ///
-/// Sessions without both a user and an assistant message are skipped and
-/// counted. Old shards in `out_dir/data` are replaced.
-///
-/// Errors: query, encoding and I/O errors.
+/// Errors: as [`export_trl_sft_filtered`].
 pub async fn export_trl_sft(
     engine: &QueryEngine,
     out_dir: &Path,
     options: &ExportOptions,
 ) -> Result<ExportSummary, ExportError> {
+    export_trl_sft_filtered(engine, out_dir, options, &ExportFilters::default()).await
+}
+
+/// Exports the active branch of every session passing `filters` as TRL SFT
+/// rows into `out_dir`: `data/train-*` and `data/validation-*` shards (split
+/// by hashed session id), `README.md`, `manifest.json` (lineage: session,
+/// event ids, shard and row of every row).
+///
+/// Filters select **sessions**: `since`/`until` on the session's first
+/// transcript event, `agent` on its agent id, `provider`/`locality` when one
+/// of its LLM calls matches, `where` (SQL over `events`, alias `e`) when one
+/// of its events matches, `min_reward` on the mean of its `combined`
+/// trajectory rewards (needs `trajectory derive`).
+///
+/// Sessions without both a user and an assistant message are skipped and
+/// counted. Old shards in `out_dir/data` are replaced.
+///
+/// Errors: [`ExportError::Invalid`] for bad filters,
+/// [`ExportError::MissingDerived`] for `min_reward` without the `rewards`
+/// table, query, encoding and I/O errors.
+pub async fn export_trl_sft_filtered(
+    engine: &QueryEngine,
+    out_dir: &Path,
+    options: &ExportOptions,
+    filters: &ExportFilters,
+) -> Result<ExportSummary, ExportError> {
+    filters.validate()?;
+    let selected = selected_sessions(engine, filters).await?;
     let batches = engine.collect(EVENTS_QUERY).await?;
     let mut events = Vec::new();
     let mut agents = std::collections::HashMap::new();
@@ -113,6 +138,12 @@ pub async fn export_trl_sft(
         let error = strings(batch, "error")?;
         for row in 0..batch.num_rows() {
             let session_id = value(&session, row).unwrap_or_default();
+            if selected
+                .as_ref()
+                .is_some_and(|set| !set.contains(&session_id))
+            {
+                continue;
+            }
             if let Some(agent_id) = value(&agent, row) {
                 agents.entry(session_id.clone()).or_insert(agent_id);
             }
@@ -137,81 +168,125 @@ pub async fn export_trl_sft(
     }
     drop(batches);
 
-    let mut rows: Vec<Value> = Vec::new();
-    let mut lineage = Vec::new();
-    let mut sessions_skipped = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut sessions_skipped = 0;
     for (session_id, session_events) in by_session(events) {
         let conv = conversation(&session_events);
         if !conv.is_trainable() {
-            sessions_skipped.push(session_id);
+            sessions_skipped += 1;
             continue;
         }
         let tools = Value::Array(conv.tools()).to_string();
-        rows.push(json!({
-            "messages": conv.messages,
-            "tools": tools,
-            "session_id": session_id,
-            "agent_id": agents.get(&session_id),
-            "num_events": conv.event_ids.len(),
-        }));
-        lineage.push(json!({ "session_id": session_id, "event_ids": conv.event_ids }));
+        rows.push(Row {
+            value: json!({
+                "messages": conv.messages,
+                "tools": tools,
+                "session_id": session_id,
+                "agent_id": agents.get(&session_id),
+                "num_events": conv.event_ids.len(),
+            }),
+            session_id,
+            turn_ids: Vec::new(),
+            event_ids: conv.event_ids,
+        });
     }
-
-    let schema = trl_sft_schema();
-    let mut decoder = ReaderBuilder::new(Arc::clone(&schema)).build_decoder()?;
-    decoder.serialize(&rows)?;
-    let batch = decoder
-        .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
-
-    std::fs::create_dir_all(out_dir).map_err(|e| ExportError::io(out_dir, e))?;
-    clear_previous_shards(out_dir)?;
-    let shards = write_split(
+    let mut counts = BTreeMap::new();
+    counts.insert("sessions_exported".to_string(), rows.len());
+    counts.insert("sessions_skipped".to_string(), sessions_skipped);
+    let dataset = Dataset {
+        target: TARGET,
+        schema: trl_sft_schema(),
+        description: "One row per agent session: the conversation on the session's active \
+            branch, in TRL's conversational language-modeling format with tool calls \
+            (SFTTrainer). Sessions without a user + assistant exchange are skipped.",
+        source: "the events table (transcript events on each session's active branch)",
+        jsonl: false,
+    };
+    write_dataset(
+        engine,
+        &dataset,
         out_dir,
-        "train",
-        Arc::clone(&schema),
-        &batch,
-        options.rows_per_shard,
-    )?;
-    let manifest = ExportManifest::new(
-        TARGET,
-        engine.events_version(),
         options,
-        rows.len(),
-        sessions_skipped.len(),
-        shards,
-        lineage,
+        filters,
+        rows,
+        counts,
+        sessions_skipped,
+    )
+}
+
+/// The sessions passing `filters`, or `None` when no filter is set.
+async fn selected_sessions(
+    engine: &QueryEngine,
+    filters: &ExportFilters,
+) -> Result<Option<HashSet<String>>, ExportError> {
+    if !filters.any() {
+        return Ok(None);
+    }
+    let mut having = vec!["TRUE".to_string()];
+    if let Some(t) = &filters.since {
+        having.push(format!("min(e.ts) >= CAST({} AS TIMESTAMP)", quote(t)));
+    }
+    if let Some(t) = &filters.until {
+        having.push(format!("min(e.ts) < CAST({} AS TIMESTAMP)", quote(t)));
+    }
+    if let Some(a) = &filters.agent {
+        having.push(format!("bool_or(e.agent_id = {})", quote(a)));
+    }
+    if let Some(p) = &filters.provider {
+        having.push(format!(
+            "bool_or(e.kind = 'llm_call' AND e.provider = {})",
+            quote(p)
+        ));
+    }
+    if let Some(l) = &filters.locality {
+        having.push(format!(
+            "bool_or(e.kind = 'llm_call' AND e.locality = {})",
+            quote(l)
+        ));
+    }
+    let sql = format!(
+        "SELECT e.session_id FROM events e WHERE e.session_id IS NOT NULL \
+         AND e.source = 'openclaw_transcript' AND e.kind <> 'quarantined' \
+         GROUP BY e.session_id HAVING {}",
+        having.join(" AND ")
     );
-    let card = dataset_card(
-        &format!("{} dataset exported by trajectory", TARGET),
-        &["train"],
-        &format!(
-            "One row per agent session: the conversation on the session's active branch, in TRL's \
-             conversational format with tool calls.\n\n\
-             - rows: {}\n- sessions skipped (no user + assistant exchange): {}\n\
-             - source: events table version {} of `{}`\n\n\
-             Columns: `messages` (role, content, name, tool_call_id, tool_calls with `arguments` as \
-             JSON text), `tools` (JSON array of function specs), `session_id`, `agent_id`, \
-             `num_events`.\n\n\
-             ```python\nfrom datasets import load_dataset\n\
-             ds = load_dataset(\"parquet\", data_files={{\"train\": \"data/train-*.parquet\"}})\n```\n\n\
-             Lineage (the events behind every row) and shard checksums are in `manifest.json`.",
-            rows.len(),
-            sessions_skipped.len(),
-            engine.events_version(),
-            options.store
-        ),
-    );
-    let card_path = out_dir.join("README.md");
-    std::fs::write(&card_path, card).map_err(|e| ExportError::io(&card_path, e))?;
-    let manifest_path = write_manifest(out_dir, &manifest)?;
-    Ok(ExportSummary {
-        target: TARGET.to_string(),
-        out_dir: out_dir.display().to_string(),
-        events_version: engine.events_version(),
-        rows: rows.len(),
-        sessions_skipped: sessions_skipped.len(),
-        shards: manifest.shards.clone(),
-        manifest: manifest_path.display().to_string(),
-    })
+    let mut selected: HashSet<String> = HashSet::new();
+    for batch in &engine.collect(&sql).await? {
+        let ids = strings(batch, "session_id")?;
+        selected.extend((0..batch.num_rows()).filter_map(|row| value(&ids, row)));
+    }
+    if let Some(w) = &filters.r#where {
+        // Its own query: a predicate may hold subqueries, which DataFusion
+        // plans in WHERE but not inside an aggregate.
+        let sql = format!(
+            "SELECT DISTINCT e.session_id FROM events e WHERE e.session_id IS NOT NULL \
+             AND e.source = 'openclaw_transcript' AND ({w})"
+        );
+        let mut matching: HashSet<String> = HashSet::new();
+        for batch in &engine.collect(&sql).await? {
+            let ids = strings(batch, "session_id")?;
+            matching.extend((0..batch.num_rows()).filter_map(|row| value(&ids, row)));
+        }
+        selected.retain(|s| matching.contains(s));
+    }
+    if let Some(min) = filters.min_reward {
+        if engine
+            .collect("SELECT 1 FROM rewards LIMIT 1")
+            .await
+            .is_err()
+        {
+            return Err(ExportError::MissingDerived("rewards".into()));
+        }
+        let sql = format!(
+            "SELECT session_id FROM rewards WHERE level = 'combined' \
+             AND subject_kind = 'trajectory' GROUP BY session_id HAVING avg(value) >= {min:?}"
+        );
+        let mut rewarded: HashSet<String> = HashSet::new();
+        for batch in &engine.collect(&sql).await? {
+            let ids = strings(batch, "session_id")?;
+            rewarded.extend((0..batch.num_rows()).filter_map(|row| value(&ids, row)));
+        }
+        selected.retain(|s| rewarded.contains(s));
+    }
+    Ok(Some(selected))
 }

@@ -9,7 +9,7 @@ use crate::harness::{examples, python, Workspace};
 const LOAD_WITH_DATASETS: &str = r#"
 import json, sys
 from datasets import load_dataset
-ds = load_dataset("parquet", data_files={"train": sys.argv[1] + "/data/train-*.parquet"})["train"]
+ds = load_dataset("parquet", data_files={"rows": sys.argv[1] + "/data/*.parquet"})["rows"]
 calls = 0
 args_ok = True
 for row in ds:
@@ -40,10 +40,18 @@ fn trl_sft_shards_load_with_datasets() {
 
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    let rows = manifest["rows"]["train"].as_u64().unwrap();
+    // Sessions split by hashed session id (default 5% validation).
+    let per_split = manifest["rows"].as_object().unwrap();
+    let rows: u64 = per_split.values().map(|v| v.as_u64().unwrap()).sum();
     assert!(rows >= 15, "{manifest}");
     let shards = manifest["shards"].as_array().unwrap();
-    assert_eq!(shards.len() as u64, rows.div_ceil(8));
+    assert_eq!(
+        shards.len() as u64,
+        per_split
+            .values()
+            .map(|v| v.as_u64().unwrap().div_ceil(8))
+            .sum::<u64>()
+    );
     for shard in shards {
         let bytes = std::fs::read(out.join(shard["path"].as_str().unwrap())).unwrap();
         assert_eq!(

@@ -1,4 +1,5 @@
-//! Training targets from the derived tables, and nightly builds.
+//! Training targets from the derived tables, filters, splits, lineage, and
+//! nightly builds (`trajectory build`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -7,7 +8,8 @@ use serde_json::Value;
 
 use crate::harness::{examples, python, Workspace};
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
+    "trl-sft",
     "openai-sft",
     "openai-dpo",
     "trl-preference",
@@ -16,21 +18,36 @@ const TARGETS: [&str; 6] = [
     "rl-turns",
 ];
 
-/// Loads a dataset directory with `datasets` and checks TRL's own helper
-/// recognises conversational rows; prints per-split counts and columns.
+/// Loads a dataset directory with `datasets` (the card's configs, as
+/// `load_dataset(DIR)` does; a cache of its own: `datasets` caches a local
+/// directory by its name, not its content) and checks it with TRL's own helpers:
+/// `is_conversational` on every row of the conversational targets,
+/// `maybe_extract_prompt` + `unpair_preference_dataset` on preference rows
+/// (TRL's conversion to the unpaired KTO form), bool labels for KTO. Prints
+/// per-split counts and columns as JSON.
 const LOAD_AND_RECOGNISE: &str = r#"
-import json, os, sys
+import json, sys
 from datasets import load_dataset
-from trl.data_utils import is_conversational
+from trl.data_utils import is_conversational, maybe_extract_prompt, unpair_preference_dataset
 out, target = sys.argv[1], sys.argv[2]
-import glob
-files = {s: os.path.join(out, "data", f"{s}-*.parquet") for s in ("train", "validation")
-         if glob.glob(os.path.join(out, "data", f"{s}-*.parquet"))}
-ds = load_dataset("parquet", data_files=files)
+ds = load_dataset(out, cache_dir=sys.argv[1] + ".hf-cache")
 result = {"rows": {s: ds[s].num_rows for s in ds}, "columns": ds["train"].column_names}
 rows = [r for s in ds for r in ds[s]]
-if rows and target in ("openai-sft", "trl-preference", "kto", "grpo"):
+if target in ("trl-sft", "openai-sft", "trl-preference", "kto", "grpo"):
     result["conversational"] = all(is_conversational(r) for r in rows)
+if target == "trl-preference" and rows:
+    assert all(maybe_extract_prompt(r)["prompt"] == r["prompt"] for r in rows)
+    unpaired = unpair_preference_dataset(ds["train"])
+    assert set(["prompt", "completion", "label"]) <= set(unpaired.column_names)
+    assert unpaired.num_rows == 2 * ds["train"].num_rows
+    result["unpaired"] = unpaired.num_rows
+if target == "kto":
+    assert all(isinstance(r["label"], bool) for r in rows)
+    assert all(r["completion"][0]["role"] == "assistant" for r in rows)
+    result["labels"] = sorted(set(r["label"] for r in rows))
+if target == "trl-preference":
+    assert all(r["chosen"][0]["role"] == "assistant" and r["rejected"][0]["role"] == "assistant"
+               and r["chosen"] != r["rejected"] for r in rows)
 print(json.dumps(result))
 "#;
 
@@ -47,11 +64,22 @@ fn export(ws: &Workspace, target: &str, out: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&ws.ok(args)).unwrap()
 }
 
+fn rows_of(ws: &Workspace, target: &str, name: &str, extra: &[&str]) -> i64 {
+    export(ws, target, &ws.path(name), extra)["rows"]
+        .as_i64()
+        .unwrap()
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn every_target_loads_with_datasets_and_trl_recognises_it() {
     let ws = Workspace::new();
-    ws.ingest(&[&examples()]);
-    // Without derived tables: a clear hint.
+    let fixture = preference_fixture(&ws.path("fixture"));
+    ws.ingest(&[&examples(), &fixture]);
+    // Without derived tables: a clear error and the hint.
     let missing = ws.run([
         "export",
         "--target",
@@ -60,13 +88,23 @@ fn every_target_loads_with_datasets_and_trl_recognises_it() {
         ws.path("x").to_str().unwrap(),
     ]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("trajectory derive"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("derived table") && stderr.contains("hint: run `trajectory derive` first"),
+        "{stderr}"
+    );
     ws.ok(["derive"]);
     let turns = ws.count("SELECT count(*) FROM turns");
+    let known: HashSet<String> = ws
+        .sql("SELECT event_id FROM events")
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap().to_string())
+        .collect();
     for target in TARGETS {
         let out = ws.path(target);
         let summary = export(&ws, target, &out, &["--validation-percent", "30"]);
         let rows = summary["rows"].as_u64().unwrap();
+        assert!(rows > 0, "{target} has rows");
         let loaded: Value = serde_json::from_str(&python(
             LOAD_AND_RECOGNISE,
             &[out.to_str().unwrap(), target],
@@ -79,7 +117,12 @@ fn every_target_loads_with_datasets_and_trl_recognises_it() {
             .map(|v| v.as_u64().unwrap())
             .sum();
         assert_eq!(total, rows, "{target}: {loaded}");
-        assert!(rows > 0, "{target} has rows");
+        assert!(
+            target.contains("pref")
+                || target.contains("dpo")
+                || loaded["rows"].get("validation").is_some(),
+            "{target}: 30% of sessions give a validation split: {loaded}"
+        );
         let columns: Vec<&str> = loaded["columns"]
             .as_array()
             .unwrap()
@@ -87,12 +130,15 @@ fn every_target_loads_with_datasets_and_trl_recognises_it() {
             .map(|c| c.as_str().unwrap())
             .collect();
         let expected: &[&str] = match target {
+            "trl-sft" => &["messages", "tools"],
             "openai-sft" => &["messages", "tools"],
             "openai-dpo" => &["input", "preferred_output", "non_preferred_output"],
             "trl-preference" => &["prompt", "chosen", "rejected"],
             "kto" => &["prompt", "completion", "label"],
             "grpo" => &["prompt", "reward", "advantage", "group_id"],
             _ => &[
+                "session_id",
+                "turn",
                 "context",
                 "response",
                 "next_state",
@@ -110,42 +156,322 @@ fn every_target_loads_with_datasets_and_trl_recognises_it() {
         if let Some(ok) = loaded.get("conversational") {
             assert_eq!(ok, true, "{target} rows are conversational for TRL");
         }
-        // The manifest names the events behind every row, with its shard.
-        let manifest: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap())
-                .unwrap();
+        if target == "kto" {
+            assert_eq!(
+                loaded["labels"],
+                serde_json::json!([false, true]),
+                "both labels"
+            );
+        }
+        // The manifest names the events behind every row, with its shard and row.
+        let manifest = manifest(&out);
         let lineage = manifest["lineage"].as_array().unwrap();
-        assert_eq!(
-            manifest["jobs"]["rewards"]["job_version"], "rewards-v1",
-            "{target}"
-        );
+        if target != "trl-sft" {
+            assert_eq!(
+                manifest["jobs"]["rewards"]["job_version"], "rewards-v1",
+                "{target}"
+            );
+        }
         assert!(manifest["filters"].is_object());
+        assert_eq!(manifest["split"]["validation_percent"], 30);
         assert_eq!(lineage.len() as u64, rows);
-        assert!(lineage.iter().all(|l| l["shard"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("data/"))
-            && !l["event_ids"].as_array().unwrap().is_empty()));
+        let mut per_shard: BTreeMap<&str, u64> = BTreeMap::new();
+        for entry in lineage {
+            let shard = entry["shard"].as_str().unwrap();
+            assert_eq!(
+                entry["row"].as_u64().unwrap(),
+                per_shard.get(shard).copied().unwrap_or(0)
+            );
+            *per_shard.entry(shard).or_default() += 1;
+            let ids = entry["event_ids"].as_array().unwrap();
+            assert!(!ids.is_empty(), "{target}: {entry}");
+            assert!(
+                ids.iter().all(|id| known.contains(id.as_str().unwrap())),
+                "{target}: lineage names events of the store"
+            );
+        }
+        for shard in manifest["shards"].as_array().unwrap() {
+            assert_eq!(
+                per_shard
+                    .get(shard["path"].as_str().unwrap())
+                    .copied()
+                    .unwrap_or(0),
+                shard["rows"].as_u64().unwrap()
+            );
+        }
         if target.starts_with("openai") {
             let jsonl = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
-            let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
-            assert!(first.get("session_id").is_none());
-            if target == "openai-sft" {
-                // Arguments are JSON strings; assistant messages carry a weight.
-                let messages = first["messages"].as_array().unwrap();
-                assert!(messages
-                    .iter()
-                    .filter(|m| m["role"] == "assistant")
-                    .all(|m| m["weight"].is_u64()));
+            assert_eq!(
+                jsonl.lines().count() as u64,
+                manifest["rows"]["train"].as_u64().unwrap()
+            );
+            for line in jsonl.lines() {
+                let line: Value = serde_json::from_str(line).unwrap();
+                assert!(line.get("session_id").is_none());
+                let messages = if target == "openai-sft" {
+                    assert!(line["tools"].is_array());
+                    let messages = line["messages"].as_array().unwrap().clone();
+                    assert!(messages
+                        .iter()
+                        .filter(|m| m["role"] == "assistant")
+                        .all(|m| m["weight"] == 0 || m["weight"] == 1));
+                    assert!(messages.iter().any(|m| m["weight"] == 1));
+                    assert!(messages
+                        .iter()
+                        .filter(|m| m["role"] != "assistant")
+                        .all(|m| m.get("weight").is_none()));
+                    messages
+                } else {
+                    assert!(line["input"]["tools"].is_array());
+                    for side in ["preferred_output", "non_preferred_output"] {
+                        let output = line[side].as_array().unwrap();
+                        assert_eq!(output.len(), 1, "one assistant message");
+                        assert_eq!(output[0]["role"], "assistant");
+                    }
+                    line["input"]["messages"].as_array().unwrap().clone()
+                };
+                for m in &messages {
+                    assert!(m.get("name").is_none() || m["role"] != "tool");
+                    for call in m["tool_calls"].as_array().into_iter().flatten() {
+                        let args = call["function"]["arguments"].as_str().expect("a string");
+                        assert!(serde_json::from_str::<Value>(args).is_ok(), "{args}");
+                    }
+                }
             }
         }
     }
-    assert!(
-        export(&ws, "rl-turns", &ws.path("rl"), &[])["rows"]
-            .as_i64()
-            .unwrap()
-            == turns,
+    assert_eq!(
+        rows_of(&ws, "rl-turns", "rl", &[]),
+        turns,
         "one rl-turns row per turn"
     );
+    // Pairs come from both sources on the examples.
+    let pairs = manifest(&ws.path("trl-preference"));
+    assert!(
+        pairs["counts"]["pairs_branch_sibling"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{}",
+        pairs["counts"]
+    );
+}
+
+/// A transcript line of a v3 session.
+fn line(id: &str, parent: Option<&str>, ts: &str, message: Value) -> String {
+    serde_json::json!({"type": "message", "id": id, "parentId": parent, "timestamp": ts,
+                       "message": message})
+    .to_string()
+}
+
+fn user_says(text: &str) -> Value {
+    serde_json::json!({"role": "user", "content": [{"type": "text", "text": text}]})
+}
+
+fn assistant_says(text: &str, stop: &str) -> Value {
+    let mut m = serde_json::json!({"role": "assistant", "content": [{"type": "text", "text": text}],
+        "api": "anthropic-messages", "provider": "anthropic", "model": "claude-opus-4-5",
+        "usage": {"input": 10, "output": 20}, "stopReason": stop});
+    if stop == "error" {
+        m["errorMessage"] = "overloaded".into();
+    }
+    m
+}
+
+/// Two sessions asking the same thing: in `regen-a` the first answer was
+/// regenerated and the user thanked the second (a branch-sibling pair); in
+/// `regen-b` the call failed (a reward-difference pair against `regen-a`).
+fn preference_fixture(dir: &Path) -> std::path::PathBuf {
+    let dir = dir.join("agents/main/sessions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ask = "Write a haiku about the borrow checker";
+    let header = |id: &str| {
+        serde_json::json!({"type": "session", "version": 3, "id": id,
+                           "timestamp": "2026-03-01T10:00:00.000Z", "cwd": "/tmp"})
+        .to_string()
+    };
+    let a = [
+        header("regen-a"),
+        line("u1", None, "2026-03-01T10:00:01.000Z", user_says(ask)),
+        line(
+            "a1",
+            Some("u1"),
+            "2026-03-01T10:00:02.000Z",
+            assistant_says("Rust is a language.", "stop"),
+        ),
+        line(
+            "a2",
+            Some("u1"),
+            "2026-03-01T10:00:05.000Z",
+            assistant_says(
+                "Lifetimes align, / the borrow checker relents, / memory stays safe.",
+                "stop",
+            ),
+        ),
+        line(
+            "u2",
+            Some("a2"),
+            "2026-03-01T10:00:09.000Z",
+            user_says("thanks, perfect"),
+        ),
+        line(
+            "a3",
+            Some("u2"),
+            "2026-03-01T10:00:10.000Z",
+            assistant_says("Glad you like it!", "stop"),
+        ),
+    ];
+    let b = [
+        header("regen-b"),
+        line("u1", None, "2026-03-02T10:00:01.000Z", user_says(ask)),
+        line(
+            "a1",
+            Some("u1"),
+            "2026-03-02T10:00:02.000Z",
+            assistant_says("Borrow", "error"),
+        ),
+    ];
+    std::fs::write(dir.join("regen-a.jsonl"), a.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("regen-b.jsonl"), b.join("\n") + "\n").unwrap();
+    dir
+}
+
+#[test]
+fn preference_pairs_from_a_regenerated_answer_and_from_reward_gaps() {
+    let ws = Workspace::new();
+    let fixture = preference_fixture(&ws.path("fixture"));
+    ws.ingest(&[&fixture]);
+    ws.ok(["derive"]);
+    let out = ws.path("pairs");
+    let summary = export(&ws, "trl-preference", &out, &["--validation-percent", "0"]);
+    assert_eq!(summary["rows"], 2, "{summary}");
+    let rows: Vec<Value> = serde_json::from_str(&python(
+        r#"
+import json, sys
+from datasets import load_dataset
+print(json.dumps(load_dataset(sys.argv[1], cache_dir=sys.argv[1] + ".hf-cache")["train"].to_list()))
+"#,
+        &[out.to_str().unwrap()],
+    ))
+    .unwrap();
+    let sibling = rows
+        .iter()
+        .find(|r| r["pair_source"] == "branch_sibling")
+        .unwrap();
+    assert_eq!(sibling["session_id"], "regen-a");
+    assert!(
+        sibling["chosen"][0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Lifetimes align"),
+        "the regenerated answer the user went on from is chosen"
+    );
+    assert_eq!(sibling["rejected"][0]["content"], "Rust is a language.");
+    assert_eq!(
+        sibling["prompt"].as_array().unwrap().last().unwrap()["content"],
+        "Write a haiku about the borrow checker"
+    );
+    let gap = rows
+        .iter()
+        .find(|r| r["pair_source"] == "reward_difference")
+        .unwrap();
+    assert!(
+        gap["chosen_reward"].as_f64().unwrap() - gap["rejected_reward"].as_f64().unwrap() >= 1.0
+    );
+    assert_eq!(gap["rejected"][0]["content"], "Borrow");
+    // A gap no reward difference reaches leaves the sibling pair only.
+    assert_eq!(
+        rows_of(
+            &ws,
+            "trl-preference",
+            "pairs-gap",
+            &["--validation-percent", "0", "--min-reward-gap", "100"]
+        ),
+        1
+    );
+    // --min-reward applies to the chosen side.
+    assert_eq!(
+        rows_of(
+            &ws,
+            "trl-preference",
+            "pairs-min",
+            &["--validation-percent", "0", "--min-reward", "1"]
+        ),
+        2
+    );
+    // openai-dpo: one assistant message per side, in the JSONL too.
+    let dpo = ws.path("dpo");
+    export(&ws, "openai-dpo", &dpo, &["--validation-percent", "0"]);
+    let lines: Vec<Value> = std::fs::read_to_string(dpo.join("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let first = lines
+        .iter()
+        .find(|l| l["non_preferred_output"][0]["content"] == "Rust is a language.")
+        .unwrap();
+    assert_eq!(first["preferred_output"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        first["input"]["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["role"],
+        "user"
+    );
+    assert_eq!(
+        first.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["input", "preferred_output", "non_preferred_output"]
+    );
+    // kto: the thanked answer is desirable, the failed one is not.
+    let kto = ws.path("kto");
+    export(&ws, "kto", &kto, &["--validation-percent", "0"]);
+    let labels: Value = serde_json::from_str(&python(
+        r#"
+import json, sys
+from datasets import load_dataset
+ds = load_dataset(sys.argv[1], cache_dir=sys.argv[1] + ".hf-cache")["train"]
+print(json.dumps({r["completion"][0]["content"]: r["label"] for r in ds}))
+"#,
+        &[kto.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(labels["Borrow"], false, "{labels}");
+    assert_eq!(
+        labels["Lifetimes align, / the borrow checker relents, / memory stays safe."], true,
+        "{labels}"
+    );
+    // rl-turns: the loss mask follows OpenClaw-RL's rule.
+    let rl = ws.path("rl");
+    export(&ws, "rl-turns", &rl, &["--validation-percent", "0"]);
+    let turns: Vec<Value> = serde_json::from_str(&python(
+        r#"
+import json, sys
+from datasets import load_dataset
+print(json.dumps(load_dataset(sys.argv[1], cache_dir=sys.argv[1] + ".hf-cache")["train"].to_list()))
+"#,
+        &[rl.to_str().unwrap()],
+    ))
+    .unwrap();
+    for t in &turns {
+        let judged = !t["next_state"].is_null() && !t["score"].is_null();
+        assert_eq!(
+            t["loss_mask"].as_bool().unwrap(),
+            judged && (t["score"] != 0.0 || t["turn"] == 0),
+            "{t}"
+        );
+    }
+    let thanked = turns
+        .iter()
+        .find(|t| t["next_state"] == "thanks, perfect")
+        .unwrap();
+    assert_eq!(thanked["next_state_role"], "user");
+    assert!(thanked["signals"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("user_thanks")));
 }
 
 #[test]
@@ -177,57 +503,126 @@ print(json.dumps(r))
         sessions["validation"].iter().all(|s| !train.contains(s)),
         "a session is in one split"
     );
-    // The same export again: byte-identical shards.
-    let hashes = |dir: &Path| {
-        let manifest: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-                .unwrap();
-        manifest["shards"].clone()
-    };
-    let first = hashes(&out);
+    // The documented rule decides the split.
+    for (split, ids) in &sessions {
+        for id in ids {
+            assert_eq!(trajectory_exporters::split_of(id, 50), split, "{id}");
+        }
+    }
+    // The same export again: byte-identical shards; the split of a session
+    // does not depend on the target.
+    let first = manifest(&out)["shards"].clone();
     export(&ws, "rl-turns", &out, &["--validation-percent", "50"]);
-    assert_eq!(first, hashes(&out));
+    assert_eq!(first, manifest(&out)["shards"]);
+    let sft = ws.path("sft50");
+    export(&ws, "trl-sft", &sft, &["--validation-percent", "50"]);
+    for entry in manifest(&sft)["lineage"].as_array().unwrap() {
+        let session = entry["session_id"].as_str().unwrap();
+        let split = if entry["shard"]
+            .as_str()
+            .unwrap()
+            .starts_with("data/validation")
+        {
+            "validation"
+        } else {
+            "train"
+        };
+        assert_eq!(trajectory_exporters::split_of(session, 50), split);
+    }
 
-    let all = export(&ws, "rl-turns", &ws.path("all"), &[])["rows"]
-        .as_i64()
-        .unwrap();
-    let cloud = export(&ws, "rl-turns", &ws.path("cloud"), &["--locality", "cloud"])["rows"]
-        .as_i64()
-        .unwrap();
-    let expected_cloud = ws.count("SELECT count(*) FROM turns WHERE locality = 'cloud'");
-    assert_eq!(cloud, expected_cloud);
-    assert!(cloud < all);
-    let tools = export(
-        &ws,
-        "rl-turns",
-        &ws.path("tools"),
-        &["--where", "t.tool_call_count > 0"],
-    )["rows"]
-        .as_i64()
-        .unwrap();
+    let all = rows_of(&ws, "rl-turns", "all", &[]);
+    let count = |sql: &str| ws.count(sql);
     assert_eq!(
-        tools,
-        ws.count("SELECT count(*) FROM turns WHERE tool_call_count > 0")
+        rows_of(&ws, "rl-turns", "cloud", &["--locality", "cloud"]),
+        count("SELECT count(*) FROM turns WHERE locality = 'cloud'")
     );
-    let rewarded = export(
+    assert!(count("SELECT count(*) FROM turns WHERE locality = 'cloud'") < all);
+    assert_eq!(
+        rows_of(
+            &ws,
+            "rl-turns",
+            "tools",
+            &["--where", "t.tool_call_count > 0"]
+        ),
+        count("SELECT count(*) FROM turns WHERE tool_call_count > 0")
+    );
+    let (provider, agent, middle) = {
+        let r = ws.sql(
+            "SELECT (SELECT provider FROM turns WHERE provider IS NOT NULL GROUP BY provider ORDER BY count(*) DESC LIMIT 1) AS p, \
+                    (SELECT agent_id FROM turns WHERE agent_id IS NOT NULL GROUP BY agent_id ORDER BY count(*) DESC LIMIT 1) AS a, \
+                    (SELECT CAST(approx_median(CAST(started_at AS BIGINT)) AS BIGINT) FROM turns) AS m",
+        );
+        (
+            r[0]["p"].as_str().unwrap().to_string(),
+            r[0]["a"].as_str().unwrap().to_string(),
+            r[0]["m"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(
+        rows_of(&ws, "rl-turns", "provider", &["--provider", &provider]),
+        count(&format!(
+            "SELECT count(*) FROM turns WHERE provider = '{provider}'"
+        ))
+    );
+    assert_eq!(
+        rows_of(&ws, "rl-turns", "agent", &["--agent", &agent]),
+        count(&format!(
+            "SELECT count(*) FROM turns WHERE agent_id = '{agent}'"
+        ))
+    );
+    let middle = chrono::DateTime::from_timestamp_micros(middle)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let since = rows_of(&ws, "rl-turns", "since", &["--since", &middle]);
+    let until = rows_of(&ws, "rl-turns", "until", &["--until", &middle]);
+    assert_eq!(since + until, all, "since and until partition the turns");
+    assert!(since > 0 && until > 0);
+    let rewarded = rows_of(&ws, "rl-turns", "rewarded", &["--min-reward", "0.5"]);
+    assert!(rewarded < all && rewarded > 0);
+    assert!(
+        rows_of(&ws, "kto", "kto-all", &[])
+            > rows_of(&ws, "kto", "kto-good", &["--min-reward", "0"])
+    );
+    // trl-sft filters select sessions.
+    let sessions_all = rows_of(&ws, "trl-sft", "sft-all", &[]);
+    let sessions_agent = rows_of(&ws, "trl-sft", "sft-agent", &["--agent", &agent]);
+    assert!(sessions_agent > 0 && sessions_agent <= sessions_all);
+    let with_tools = rows_of(
         &ws,
-        "rl-turns",
-        &ws.path("rewarded"),
-        &["--min-reward", "0.5"],
-    )["rows"]
-        .as_i64()
-        .unwrap();
-    assert!(rewarded < all);
+        "trl-sft",
+        "sft-where",
+        &["--where", "e.kind = 'tool_result'"],
+    );
+    assert!(
+        with_tools > 0 && with_tools < sessions_all,
+        "{with_tools} of {sessions_all}"
+    );
+    // Bad filters fail before any work, with a message naming the flag.
+    let bad = ws.run([
+        "export",
+        "--target",
+        "grpo",
+        "--out",
+        ws.path("bad").to_str().unwrap(),
+        "--since",
+        "yesterday",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+    let bad = ws.run([
+        "export",
+        "--target",
+        "grpo",
+        "--out",
+        ws.path("bad").to_str().unwrap(),
+        "--where",
+        "t.no_such_column > 1",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("hint:"));
 }
 
-#[test]
-fn nightly_build_is_reproducible_and_skips_when_nothing_changed() {
-    let ws = Workspace::new();
-    ws.ingest(&[&examples()]);
-    let config = ws.path("nightly.toml");
-    std::fs::write(
-        &config,
-        r#"
+const NIGHTLY: &str = r#"
 [derive]
 credit = "grpo"
 
@@ -244,30 +639,110 @@ name = "turns"
 target = "rl-turns"
 out = "out/rl"
 validation_percent = 20
-"#,
-    )
-    .unwrap();
+
+[[dataset]]
+name = "pairs"
+target = "trl-preference"
+out = "out/pairs"
+
+[[dataset]]
+name = "sessions"
+target = "trl-sft"
+out = "out/sessions"
+"#;
+
+/// Every file under `dir` with its bytes, by relative path.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn nightly_build_is_reproducible_and_skips_when_nothing_changed() {
+    let ws = Workspace::new();
+    let fixture = preference_fixture(&ws.path("fixture"));
+    ws.ingest(&[&examples(), &fixture]);
+    let config = ws.path("nightly.toml");
+    std::fs::write(&config, NIGHTLY).unwrap();
+    let config = config.to_str().unwrap();
     let first: Value =
-        serde_json::from_str(&ws.ok(["build", config.to_str().unwrap(), "--as-of", "1", "--json"]))
-            .unwrap();
+        serde_json::from_str(&ws.ok(["build", config, "--as-of", "1", "--json"])).unwrap();
     assert_eq!(first["up_to_date"], false);
-    assert_eq!(first["datasets"].as_array().unwrap().len(), 2);
-    let shards = |name: &str| -> Value {
-        let manifest: Value = serde_json::from_str(
-            &std::fs::read_to_string(ws.path("out").join(name).join("manifest.json")).unwrap(),
-        )
-        .unwrap();
-        manifest["shards"].clone()
+    assert_eq!(first["datasets"].as_array().unwrap().len(), 4);
+    assert!(
+        first["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["rows"].as_u64().unwrap() > 0),
+        "{first}"
+    );
+    // Shards, JSONL and cards; manifests differ only in created_at.
+    let data = |all: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        all.into_iter()
+            .filter(|(k, _)| !k.ends_with("manifest.json"))
+            .collect()
     };
-    let (sft, rl) = (shards("sft"), shards("rl"));
-    // Nothing new: no work.
-    let again = ws.ok(["build", config.to_str().unwrap(), "--as-of", "1"]);
+    let before = data(files(&ws.path("out")));
+    assert!(before.keys().any(|k| k.ends_with(".parquet")));
+    assert!(before.contains_key("sft/train.jsonl"));
+    let sft_manifest = manifest(&ws.path("out/sft"));
+    assert!(
+        sft_manifest["jobs"]["dedupe_clusters"].is_object()
+            || sft_manifest["filters"]["where"]
+                .as_str()
+                .unwrap()
+                .contains("dedupe_clusters")
+    );
+
+    // Nothing new: no work, nothing rewritten.
+    let state = std::fs::read(format!("{config}.state.json")).unwrap();
+    let mtime = std::fs::metadata(ws.path("out/sft/manifest.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = ws.ok(["build", config, "--as-of", "1"]);
     assert!(again.contains("nothing new"), "{again}");
-    // A forced rebuild from the same version: byte-identical shards.
+    assert_eq!(
+        std::fs::metadata(ws.path("out/sft/manifest.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+    assert_eq!(
+        std::fs::read(format!("{config}.state.json")).unwrap(),
+        state
+    );
+
+    // A rebuild from scratch with the same config and --as-of: byte-identical.
     std::fs::remove_dir_all(ws.path("out")).unwrap();
-    ws.ok(["build", config.to_str().unwrap(), "--as-of", "1", "--force"]);
-    assert_eq!(shards("sft"), sft);
-    assert_eq!(shards("rl"), rl);
+    let rebuilt: Value =
+        serde_json::from_str(&ws.ok(["build", config, "--as-of", "1", "--json"])).unwrap();
+    assert_eq!(rebuilt["up_to_date"], false, "missing outputs are rebuilt");
+    assert_eq!(data(files(&ws.path("out"))), before);
+    // --force rebuilds in place, byte-identical too.
+    ws.ok(["build", config, "--as-of", "1", "--force"]);
+    assert_eq!(data(files(&ws.path("out"))), before);
+
+    // A changed config builds again.
+    std::fs::write(config, format!("{NIGHTLY}\n# tweak\n")).unwrap();
+    let changed: Value =
+        serde_json::from_str(&ws.ok(["build", config, "--as-of", "1", "--json"])).unwrap();
+    assert_eq!(changed["up_to_date"], false);
+
     // New events: it builds again.
     let extra = ws.path("new-session.jsonl");
     let text = std::fs::read_to_string(crate::harness::public(
@@ -277,7 +752,18 @@ validation_percent = 20
     .replace("\"id\":\"4f746ba6", "\"id\":\"5f746ba6");
     std::fs::write(&extra, text).unwrap();
     assert!(ws.ingest(&[&extra])["events_added"].as_i64().unwrap() > 0);
-    let latest: Value =
-        serde_json::from_str(&ws.ok(["build", config.to_str().unwrap(), "--json"])).unwrap();
+    let latest: Value = serde_json::from_str(&ws.ok(["build", config, "--json"])).unwrap();
     assert_eq!(latest["up_to_date"], false);
+    let latest_again: Value = serde_json::from_str(&ws.ok(["build", config, "--json"])).unwrap();
+    assert_eq!(latest_again["up_to_date"], true);
+
+    // A bad config fails naming the problem.
+    std::fs::write(
+        config,
+        "[[dataset]]\nname = \"x\"\ntarget = \"nope\"\nout = \"o\"\n",
+    )
+    .unwrap();
+    let bad = ws.run(["build", config]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown target"));
 }
