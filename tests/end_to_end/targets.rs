@@ -230,7 +230,30 @@ fn every_target_loads_with_datasets_and_trl_recognises_it() {
                     }
                     line["input"]["messages"].as_array().unwrap().clone()
                 };
+                // The keys and roles OpenAI's chat fine-tuning format allows.
                 for m in &messages {
+                    let allowed = [
+                        "role",
+                        "content",
+                        "name",
+                        "tool_calls",
+                        "tool_call_id",
+                        "weight",
+                    ];
+                    assert!(
+                        m.as_object()
+                            .unwrap()
+                            .keys()
+                            .all(|k| allowed.contains(&k.as_str())),
+                        "{m}"
+                    );
+                    assert!(["system", "developer", "user", "assistant", "tool"]
+                        .contains(&m["role"].as_str().unwrap()));
+                    assert!(m["role"] == "assistant" || m["content"].is_string(), "{m}");
+                    assert!(
+                        m["content"].is_string() || m["tool_calls"].is_array(),
+                        "{m}"
+                    );
                     assert!(m.get("name").is_none() || m["role"] != "tool");
                     for call in m["tool_calls"].as_array().into_iter().flatten() {
                         let args = call["function"]["arguments"].as_str().expect("a string");
