@@ -39,6 +39,13 @@ pub fn plain_list_type() -> DataType {
 /// name, tool_call_id, tool_calls: list<struct<id, type, function:
 /// struct<name, arguments>>>, weight: int64>>` (all utf8 but `weight`).
 pub fn openai_list_type() -> DataType {
+    chat_message_list_type(true)
+}
+
+/// Arrow type of a list of OpenAI-style chat messages with tool calls,
+/// with a `weight: int64` field when `with_weight` (OpenAI fine-tuning) and
+/// without it for TRL.
+pub fn chat_message_list_type(with_weight: bool) -> DataType {
     let function = DataType::Struct(Fields::from(vec![
         Field::new("name", DataType::Utf8, true),
         Field::new("arguments", DataType::Utf8, true),
@@ -48,7 +55,7 @@ pub fn openai_list_type() -> DataType {
         Field::new("type", DataType::Utf8, true),
         Field::new("function", function, true),
     ]));
-    let message = DataType::Struct(Fields::from(vec![
+    let mut fields = vec![
         Field::new("role", DataType::Utf8, false),
         Field::new("content", DataType::Utf8, true),
         Field::new("name", DataType::Utf8, true),
@@ -58,8 +65,11 @@ pub fn openai_list_type() -> DataType {
             DataType::List(Arc::new(Field::new("item", tool_call, true))),
             true,
         ),
-        Field::new("weight", DataType::Int64, true),
-    ]));
+    ];
+    if with_weight {
+        fields.push(Field::new("weight", DataType::Int64, true));
+    }
+    let message = DataType::Struct(Fields::from(fields));
     DataType::List(Arc::new(Field::new("item", message, true)))
 }
 

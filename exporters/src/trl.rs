@@ -21,13 +21,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde_json::{json, Value};
 use trajectory_query::QueryEngine;
 
 use crate::columns::{ints, strings, value};
 use crate::conversation::{by_session, conversation, ConversationEvent};
 use crate::filters::{quote, ExportFilters};
+use crate::messages::chat_message_list_type;
 use crate::training::{write_dataset, Dataset, Row};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
@@ -39,32 +40,8 @@ pub fn trl_sft_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let function = DataType::Struct(Fields::from(vec![
-                Field::new("name", DataType::Utf8, true),
-                Field::new("arguments", DataType::Utf8, true),
-            ]));
-            let tool_call = DataType::Struct(Fields::from(vec![
-                Field::new("id", DataType::Utf8, true),
-                Field::new("type", DataType::Utf8, true),
-                Field::new("function", function, true),
-            ]));
-            let message = DataType::Struct(Fields::from(vec![
-                Field::new("role", DataType::Utf8, false),
-                Field::new("content", DataType::Utf8, true),
-                Field::new("name", DataType::Utf8, true),
-                Field::new("tool_call_id", DataType::Utf8, true),
-                Field::new(
-                    "tool_calls",
-                    DataType::List(Arc::new(Field::new("item", tool_call, true))),
-                    true,
-                ),
-            ]));
             Arc::new(Schema::new(vec![
-                Field::new(
-                    "messages",
-                    DataType::List(Arc::new(Field::new("item", message, true))),
-                    false,
-                ),
+                Field::new("messages", chat_message_list_type(false), false),
                 Field::new("tools", DataType::Utf8, false),
                 Field::new("session_id", DataType::Utf8, false),
                 Field::new("agent_id", DataType::Utf8, true),
