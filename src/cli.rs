@@ -126,7 +126,8 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 32, value_name = "SEGMENTS")]
     pub auto_compact_after: usize,
 
-    /// Write segments every this many bytes of event text (memory bound).
+    /// Hand events to the store every this many bytes of event text; the
+    /// store buffers 8 such chunks before writing segments (memory bound).
     #[arg(long, default_value_t = trajectory_ingest::CHUNK_BYTES, value_name = "BYTES", hide = true)]
     pub chunk_bytes: usize,
 }

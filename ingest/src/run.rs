@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,9 @@ use crate::locality::LocalityTable;
 use crate::openclaw::{agent_store, session_store, state_store, trajectory_events, transcript};
 use crate::redaction::{strip_inline_images, RedactionPolicy, Redactor};
 use crate::sources::{read_incremental, Source, SourceKind, SourceRead};
+
+mod pipeline;
+use pipeline::{ReaderPool, SegmentWriter};
 
 /// Errors that stop an ingest run. Bad input never does: it is quarantined.
 #[derive(Debug, Error)]
@@ -38,9 +42,15 @@ pub enum IngestError {
     Redaction(String),
 }
 
-/// Events are written as segments every this many bytes of text (about;
-/// memory holds one such chunk at a time, plus one source's events).
+/// Events are handed to the store every this many bytes of text (about;
+/// the fold holds one such chunk, the writer one more, and the store buffers
+/// [`STAGE_BUFFER_CHUNKS`] before writing segments).
 pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
+
+/// How many chunks of [`IngestOptions::chunk_bytes`] the store buffers per
+/// run before writing its largest partitions (8 × 16 MiB = the store's
+/// default [`trajectory_store::STAGE_BUFFER_BYTES`]).
+pub const STAGE_BUFFER_CHUNKS: usize = 8;
 
 /// The text an event carries, for chunk sizing.
 fn event_text_bytes(event: &Event) -> usize {
@@ -80,8 +90,10 @@ pub struct IngestOptions {
     /// `None` never compacts automatically). Keeps frequent small ingests
     /// (`--follow`) from leaving thousands of tiny files.
     pub auto_compact_after: Option<usize>,
-    /// Write segments every this many bytes of event text (default
-    /// [`CHUNK_BYTES`]); bounds memory on large inputs.
+    /// Hand events to the store every this many bytes of event text
+    /// (default [`CHUNK_BYTES`]); the store buffers [`STAGE_BUFFER_CHUNKS`]
+    /// such chunks across `date` partitions before writing segments. Bounds
+    /// memory on large inputs.
     pub chunk_bytes: usize,
 }
 
@@ -268,105 +280,101 @@ pub async fn ingest(
     };
     // Events are normalised, redacted and written as segments a chunk at a
     // time (about CHUNK_BYTES of text), then committed once at the end.
-    let mut staged = store.begin_append().await?;
-    let mut pending: Vec<Event> = Vec::new();
-    let mut pending_bytes = 0usize;
+    // Three stages overlap: reader threads (one per core) read and normalise
+    // sources, this task folds them in walk order and builds Arrow batches,
+    // and a writer task dedupes, sorts, encodes and writes segments.
+    let staged = store
+        .begin_append()
+        .await?
+        .with_buffer_limit(options.chunk_bytes.saturating_mul(STAGE_BUFFER_CHUNKS));
     let mut images_replaced = 0;
     let mut events_redacted = 0;
     let mut events_read = 0u64;
-    // Sources are read and normalised in parallel, a window of one per core
-    // at a time (parsing, image stripping and redaction are CPU work), then
-    // folded in order.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let readable: Vec<&Source> = found
+    let readable: Vec<Source> = found
         .sources
         .iter()
         .filter(|s| s.kind != SourceKind::Config)
+        .cloned()
         .collect();
-    let normaliser = Normaliser {
-        ingest_id: &ingest_id,
+    let checkpoints = Arc::new(checkpoints);
+    let redactor = redactor.map(Arc::new);
+    let normaliser = Arc::new(Normaliser {
+        ingest_id: ingest_id.clone(),
         ingested_at,
-        options,
-        checkpoints: &checkpoints,
-        session_routing: &session_routing,
-        locality: &locality,
-        redactor: redactor.as_ref(),
-    };
-    for window in readable.chunks(workers) {
-        let prepared: Vec<Prepared> = std::thread::scope(|scope| {
-            let handles: Vec<_> = window
-                .iter()
-                .map(|source| scope.spawn(|| normaliser.prepare(source)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Prepared::failed("reader thread panicked"))
-                })
-                .collect()
-        });
-        for (source, prepared) in window.iter().zip(prepared) {
-            let source_uri = file_uri(&source.path);
-            let read = match prepared.read {
-                Ok(read) => read,
-                Err(e) => {
-                    files_failed += 1;
-                    tracing::warn!(path = %source.path.display(), error = %e, "cannot read source");
-                    skipped.push(SkippedSummary {
-                        path: source.path.display().to_string(),
-                        reason: format!("read error: {e}"),
-                    });
-                    continue;
-                }
-            };
-            images_replaced += prepared.images_replaced;
-            events_redacted += prepared.events_redacted;
-            progress(Progress::FileRead {
-                path: source.path.clone(),
-                bytes: source.size,
-                events: read.stats.events,
-            });
-            let mode = if read.unchanged {
-                "unchanged"
-            } else if read.reread_reason.is_some() {
-                "reread"
-            } else if checkpoints.contains_key(&source_uri) {
-                "resumed"
-            } else {
-                "read"
-            };
-            let mut notes = read.stats.notes.clone();
-            notes.extend(read.reread_reason.clone());
-            per_file.push(FileSummary {
-                path: source.path.display().to_string(),
-                kind: source.kind.name(),
-                session_id: read.events.iter().find_map(|e| e.session_id.clone()),
-                header_version: read.stats.format_version,
-                mode,
-                pending_bytes: read.checkpoint.as_ref().map_or(0, |c| c.pending_bytes),
-                lines: read.stats.lines,
-                bytes: read.stats.bytes,
-                events: read.stats.events,
-                quarantined: read.stats.quarantined,
-                unknown_entries: read.stats.unknown_entries,
-                note: (!notes.is_empty()).then(|| notes.join("; ")),
-            });
-            if let Some(checkpoint) = read.checkpoint {
-                if checkpoints.get(&source_uri) != Some(&checkpoint) {
-                    new_checkpoints.push(checkpoint);
-                }
+        options: options.clone(),
+        checkpoints: Arc::clone(&checkpoints),
+        session_routing,
+        locality,
+        redactor: redactor.clone(),
+    });
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut reads = ReaderPool::start(normaliser, readable.clone(), workers);
+    let mut writer = SegmentWriter::start(staged);
+    let mut pending: Vec<Event> = Vec::new();
+    let mut pending_bytes = 0usize;
+    for source in &readable {
+        let prepared = reads.next_in_order().await;
+        let source_uri = file_uri(&source.path);
+        let read = match prepared.read {
+            Ok(read) => read,
+            Err(e) => {
+                files_failed += 1;
+                tracing::warn!(path = %source.path.display(), error = %e, "cannot read source");
+                skipped.push(SkippedSummary {
+                    path: source.path.display().to_string(),
+                    reason: format!("read error: {e}"),
+                });
+                continue;
             }
-            pending_bytes += read.events.iter().map(event_text_bytes).sum::<usize>();
-            events_read += read.events.len() as u64;
-            pending.extend(read.events);
+        };
+        images_replaced += prepared.images_replaced;
+        events_redacted += prepared.events_redacted;
+        progress(Progress::FileRead {
+            path: source.path.clone(),
+            bytes: source.size,
+            events: read.stats.events,
+        });
+        let mode = if read.unchanged {
+            "unchanged"
+        } else if read.reread_reason.is_some() {
+            "reread"
+        } else if checkpoints.contains_key(&source_uri) {
+            "resumed"
+        } else {
+            "read"
+        };
+        let mut notes = read.stats.notes.clone();
+        notes.extend(read.reread_reason.clone());
+        per_file.push(FileSummary {
+            path: source.path.display().to_string(),
+            kind: source.kind.name(),
+            session_id: read.events.iter().find_map(|e| e.session_id.clone()),
+            header_version: read.stats.format_version,
+            mode,
+            pending_bytes: read.checkpoint.as_ref().map_or(0, |c| c.pending_bytes),
+            lines: read.stats.lines,
+            bytes: read.stats.bytes,
+            events: read.stats.events,
+            quarantined: read.stats.quarantined,
+            unknown_entries: read.stats.unknown_entries,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        });
+        if let Some(checkpoint) = read.checkpoint {
+            if checkpoints.get(&source_uri) != Some(&checkpoint) {
+                new_checkpoints.push(checkpoint);
+            }
         }
+        pending_bytes += read.events.iter().map(event_text_bytes).sum::<usize>();
+        events_read += read.events.len() as u64;
+        pending.extend(read.events);
         if pending_bytes >= options.chunk_bytes {
-            staged.stage(events_to_batch(&pending)?).await?;
+            writer.write(events_to_batch(&pending)?).await?;
             pending.clear();
             pending_bytes = 0;
         }
     }
+    drop(reads);
+    let mut staged = writer.finish().await?;
 
     let files_unchanged = per_file.iter().filter(|f| f.mode == "unchanged").count();
     pending.extend(
@@ -460,14 +468,14 @@ async fn redaction_key(store: &EventStore) -> Result<[u8; 32], IngestError> {
 
 /// What every source of a run is read and normalised with (shared by the
 /// reader threads).
-struct Normaliser<'a> {
-    ingest_id: &'a str,
+struct Normaliser {
+    ingest_id: String,
     ingested_at: DateTime<Utc>,
-    options: &'a IngestOptions,
-    checkpoints: &'a HashMap<String, SourceCheckpoint>,
-    session_routing: &'a HashMap<String, (String, Option<String>)>,
-    locality: &'a LocalityTable,
-    redactor: Option<&'a Redactor>,
+    options: IngestOptions,
+    checkpoints: Arc<HashMap<String, SourceCheckpoint>>,
+    session_routing: HashMap<String, (String, Option<String>)>,
+    locality: LocalityTable,
+    redactor: Option<Arc<Redactor>>,
 }
 
 /// One source read and normalised (routing, locality, images, redaction).
@@ -487,7 +495,7 @@ impl Prepared {
     }
 }
 
-impl Normaliser<'_> {
+impl Normaliser {
     fn prepare(&self, source: &Source) -> Prepared {
         let source_uri = file_uri(&source.path);
         let context = SourceContext {
@@ -500,7 +508,7 @@ impl Normaliser<'_> {
                 SourceKind::Transcript | SourceKind::TrajectoryEvents | SourceKind::CronRunLog
             )
             .then(|| session_id_from_file_name(&source.path)),
-            ingest_id: self.ingest_id.to_string(),
+            ingest_id: self.ingest_id.clone(),
             ingested_at: self.ingested_at,
             max_line_bytes: self.options.max_line_bytes,
         };
@@ -516,21 +524,21 @@ impl Normaliser<'_> {
         };
         let mut images_replaced = 0;
         let mut events_redacted = 0;
-        fill_session_routing(&mut read.events, self.session_routing);
+        fill_session_routing(&mut read.events, &self.session_routing);
         self.locality.apply(&mut read.events);
         for event in &mut read.events {
             if !self.options.keep_images {
                 for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
                     if let Some(text) = field.as_deref() {
                         let (stripped, count) = strip_inline_images(text);
-                        if count > 0 {
+                        if let std::borrow::Cow::Owned(stripped) = stripped {
                             images_replaced += count;
                             *field = Some(stripped);
                         }
                     }
                 }
             }
-            if let Some(redactor) = self.redactor {
+            if let Some(redactor) = self.redactor.as_deref() {
                 redactor.redact_event(event);
             }
             if event.redactions.is_some() {

@@ -17,7 +17,8 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde_json::Value;
@@ -212,13 +213,46 @@ pub fn table_properties(name: &str) -> HashMap<String, Option<String>> {
     ])
 }
 
-/// Parquet settings of every segment the store writes: zstd level 3.
+/// Columns of free text or unique ids: no dictionary (every value is new,
+/// so the dictionary only costs a hash per value before parquet falls back)
+/// and no statistics (min/max of message text would be useless for pruning,
+/// and costly on megabyte lines). Names of the event schema and of the
+/// derived tables; a name a table lacks is ignored.
+const FREE_TEXT_COLUMNS: &[&str] = &[
+    "event_id",
+    "text",
+    "content",
+    "tool_args",
+    "attributes",
+    "raw",
+    "line_sha256",
+    "redactions",
+    "error",
+    "event_ids",
+    "messages",
+    "prompt",
+    "completion",
+    "chosen",
+    "rejected",
+];
+
+/// Parquet settings of every segment the store writes: zstd level 3, row
+/// groups of at most 128 Ki rows (so scans split across cores and pruning by
+/// `kind`/`session_id` statistics skips whole groups), page statistics on
+/// the id and time columns only, no dictionary on [`FREE_TEXT_COLUMNS`].
 pub(crate) fn segment_writer_properties() -> Result<WriterProperties, StoreError> {
     let level = ZstdLevel::try_new(3)
         .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
-        .build())
+        .set_max_row_group_row_count(Some(128 * 1024));
+    for column in FREE_TEXT_COLUMNS {
+        let path = ColumnPath::from(*column);
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    Ok(builder.build())
 }
 
 /// The latest `source_checkpoint` row of one source.

@@ -39,7 +39,7 @@ pub use location::StoreLocation;
 pub use maintenance::{
     CompactionSummary, HistoryEntry, SegmentProblem, VacuumSummary, VerifyReport,
 };
-pub use staged::StagedAppend;
+pub use staged::{StagedAppend, STAGE_BUFFER_BYTES};
 
 /// Re-export of the Delta Lake crate the store is built on, so that `query`
 /// and the exporters use the very same version.

@@ -2,7 +2,7 @@
 //! once. An ingest of any size keeps only one chunk of events in memory,
 //! and still lands in one atomic Delta commit.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use deltalake::arrow::array::{Array, BooleanArray, Date32Array, RecordBatch, StringArray};
 use deltalake::arrow::compute::filter_record_batch;
@@ -29,12 +29,27 @@ fn id_key(id: &str) -> u128 {
     u128::from_le_bytes(bytes)
 }
 
+/// Arrow bytes of deduplicated rows an append buffers across `date`
+/// partitions before it writes the largest partitions out as segments.
+///
+/// An ingest's rows arrive in source order, which spreads them over every
+/// day a history covers; buffering per partition makes a segment hold a
+/// partition's rows from many chunks (fewer, larger files) and keeps only
+/// one partition's Parquet writer (one set of column encoders and codec
+/// contexts) alive at a time.
+pub const STAGE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
+
 /// An append in progress: segments written, not yet committed. Dropping it
 /// without [`StagedAppend::commit`] leaves only unreferenced files, which
 /// `vacuum` removes.
 pub struct StagedAppend {
     table: DeltaTable,
     adds: Vec<Add>,
+    /// Deduplicated rows not yet written, per `date` partition, with their
+    /// Arrow size in bytes.
+    buffered: BTreeMap<i32, (Vec<RecordBatch>, usize)>,
+    buffered_bytes: usize,
+    buffer_limit: usize,
     /// Keys of the ids staged so far (duplicates within the run are dropped).
     staged: HashSet<u128>,
     /// `date` partitions (days since the epoch) the staged rows fall in.
@@ -52,6 +67,9 @@ impl EventStore {
         Ok(StagedAppend {
             table,
             adds: Vec::new(),
+            buffered: BTreeMap::new(),
+            buffered_bytes: 0,
+            buffer_limit: STAGE_BUFFER_BYTES,
             staged: HashSet::new(),
             dates: BTreeSet::new(),
             rows_added: 0,
@@ -66,9 +84,18 @@ impl StagedAppend {
         self.rows_added
     }
 
+    /// Sets how many Arrow bytes of rows are buffered across partitions
+    /// before segments are written (default [`STAGE_BUFFER_BYTES`]).
+    pub fn with_buffer_limit(mut self, bytes: usize) -> StagedAppend {
+        self.buffer_limit = bytes;
+        self
+    }
+
     /// Deduplicates `batch` (event schema) against the table and against
-    /// what was staged before, sorts it by (`session_id`, `seq`) and writes it
-    /// as segments.
+    /// what was staged before, and buffers its rows per `date` partition.
+    /// Once the buffer holds more than its limit, the largest partitions are
+    /// sorted by (`session_id`, `seq`, `event_id`) and written as segments
+    /// until it holds half; [`StagedAppend::commit`] writes the rest.
     ///
     /// Errors: a schema mismatch; scan, Parquet or storage errors.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
@@ -91,9 +118,60 @@ impl StagedAppend {
             self.dates.extend(dates.iter().flatten());
         }
         self.rows_added += fresh.num_rows();
-        let sorted = sort_by_session_and_seq(&fresh)?;
+        for (date, rows) in split_by_date(&fresh)? {
+            let bytes = rows.get_array_memory_size();
+            let slot = self.buffered.entry(date).or_default();
+            slot.0.push(rows);
+            slot.1 += bytes;
+            self.buffered_bytes += bytes;
+        }
+        if self.buffered_bytes > self.buffer_limit {
+            while self.buffered_bytes > self.buffer_limit / 2 {
+                let Some(largest) = self
+                    .buffered
+                    .iter()
+                    .max_by_key(|(_, (_, bytes))| *bytes)
+                    .map(|(date, _)| *date)
+                else {
+                    break;
+                };
+                self.write_partition(largest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows of one `date` partition as a segment.
+    async fn write_partition(&mut self, date: i32) -> Result<(), StoreError> {
+        let Some((batches, bytes)) = self.buffered.remove(&date) else {
+            return Ok(());
+        };
+        self.buffered_bytes -= bytes;
+        let Some(first) = batches.first() else {
+            return Ok(());
+        };
+        tracing::debug!(
+            date,
+            bytes,
+            buffered = self.buffered_bytes,
+            batches = batches.len(),
+            "writing a buffered partition"
+        );
+        let merged = deltalake::arrow::compute::concat_batches(&first.schema(), &batches)?;
+        drop(batches);
+        let sorted = sort_by_session_and_seq(&merged)?;
+        drop(merged);
         self.adds
             .extend(write_segments(&self.table, vec![sorted], None).await?);
+        Ok(())
+    }
+
+    /// Writes every buffered partition.
+    async fn write_buffered(&mut self) -> Result<(), StoreError> {
+        let dates: Vec<i32> = self.buffered.keys().copied().collect();
+        for date in dates {
+            self.write_partition(date).await?;
+        }
         Ok(())
     }
 
@@ -120,6 +198,7 @@ impl StagedAppend {
     ///
     /// Errors: Delta errors; nothing is visible then.
     pub async fn commit(mut self, info: CommitInfo) -> Result<AppendOutcome, StoreError> {
+        self.write_buffered().await?;
         if self.adds.is_empty() {
             return Ok(AppendOutcome {
                 version: None,
@@ -244,6 +323,40 @@ async fn stored_keys(
         }
     }
     Ok(found)
+}
+
+/// The rows of `batch` per `date` partition (days since the epoch), in
+/// their order within the batch.
+fn split_by_date(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>, StoreError> {
+    let dates = batch
+        .column_by_name(EVENTS_PARTITION_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+        .ok_or_else(|| {
+            StoreError::Delta(DeltaTableError::Generic(format!(
+                "batch has no date32 column {EVENTS_PARTITION_COLUMN}"
+            )))
+        })?;
+    let mut rows: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+    for (row, date) in dates.iter().enumerate() {
+        // The column is not nullable; a null would be a bug upstream, and
+        // Delta would refuse it at write time with a clear error.
+        rows.entry(date.unwrap_or_default())
+            .or_default()
+            .push(row as u32);
+    }
+    if rows.len() == 1 {
+        let date = *rows.keys().next().unwrap_or(&0);
+        return Ok(vec![(date, batch.clone())]);
+    }
+    rows.into_iter()
+        .map(|(date, indices)| {
+            let indices = deltalake::arrow::array::UInt32Array::from(indices);
+            Ok((
+                date,
+                deltalake::arrow::compute::take_record_batch(batch, &indices)?,
+            ))
+        })
+        .collect()
 }
 
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, StoreError> {
