@@ -1945,7 +1945,10 @@ mod tests {
             "{\"type\":\"image\",\"url\":\"https://example.com/cat.png\"}",
         ] {
             let (out, n) = strip_inline_images(text);
-            assert!(matches!(out, Cow::Borrowed(_)) && out == text && n == 0, "{text}");
+            assert!(
+                matches!(out, Cow::Borrowed(_)) && out == text && n == 0,
+                "{text}"
+            );
         }
         // Escaped slashes force a re-serialisation, still valid.
         let escaped = r#"{"type":"image","data":"ab\/cd+ef=="}"#;

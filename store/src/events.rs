@@ -236,12 +236,20 @@ const FREE_TEXT_COLUMNS: &[&str] = &[
     "rejected",
 ];
 
-/// Parquet settings of every segment the store writes: zstd level 3, row
+/// zstd level of the segments an ingest or a derived-table write produces:
+/// level 1 compresses about twice as fast as 3 for a few percent more bytes
+/// (docs/benchmarks.md); compaction re-encodes at [`COMPACTED_ZSTD_LEVEL`].
+pub(crate) const WRITE_ZSTD_LEVEL: i32 = 1;
+
+/// zstd level of the segments compaction writes (read many times, written once).
+pub(crate) const COMPACTED_ZSTD_LEVEL: i32 = 3;
+
+/// Parquet settings of every segment the store writes: zstd (`level`), row
 /// groups of at most 128 Ki rows (so scans split across cores and pruning by
 /// `kind`/`session_id` statistics skips whole groups), page statistics on
 /// the id and time columns only, no dictionary on [`FREE_TEXT_COLUMNS`].
-pub(crate) fn segment_writer_properties() -> Result<WriterProperties, StoreError> {
-    let level = ZstdLevel::try_new(3)
+pub(crate) fn segment_writer_properties(level: i32) -> Result<WriterProperties, StoreError> {
+    let level = ZstdLevel::try_new(level)
         .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -384,7 +392,53 @@ pub(crate) fn keep_fresh_rows(
             Some(!existing.contains(id) && seen.insert(id))
         })
         .collect();
+    if keep.true_count() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
     Ok(filter_record_batch(batch, &keep)?)
+}
+
+/// `batches` (one schema) as one batch sorted by (`session_id`, `seq`,
+/// `event_id`), copying the rows once: the sort keys are concatenated and
+/// sorted, and the rows gathered from the batches in that order.
+pub(crate) fn sorted_by_session_and_seq(
+    batches: &[RecordBatch],
+) -> Result<Option<RecordBatch>, StoreError> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let mut sort_columns = Vec::new();
+    for name in ["session_id", "seq", "event_id"] {
+        let Ok(index) = first.schema().index_of(name) else {
+            continue;
+        };
+        let parts: Vec<&dyn deltalake::arrow::array::Array> =
+            batches.iter().map(|b| b.column(index).as_ref()).collect();
+        sort_columns.push(SortColumn {
+            values: deltalake::arrow::compute::concat(&parts)?,
+            options: None,
+        });
+    }
+    let order = lexsort_to_indices(&sort_columns, None)?;
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut total = 0usize;
+    for batch in batches {
+        starts.push(total);
+        total += batch.num_rows();
+    }
+    let positions: Vec<(usize, usize)> = order
+        .values()
+        .iter()
+        .map(|&flat| {
+            let flat = flat as usize;
+            let batch = starts.partition_point(|&start| start <= flat) - 1;
+            (batch, flat - starts[batch])
+        })
+        .collect();
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(Some(deltalake::arrow::compute::interleave_record_batch(
+        &refs, &positions,
+    )?))
 }
 
 pub(crate) fn sort_by_session_and_seq(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {

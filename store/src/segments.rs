@@ -25,7 +25,7 @@ use futures::TryStreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::events::segment_writer_properties;
+use crate::events::{segment_writer_properties, COMPACTED_ZSTD_LEVEL, WRITE_ZSTD_LEVEL};
 use crate::StoreError;
 
 /// Metadata key of the per-segment hashes in a commit's `commitInfo`.
@@ -68,7 +68,8 @@ pub fn active_segments(table: &DeltaTable) -> Result<Vec<SegmentFile>, StoreErro
 /// Writes `batches` (with the table's full schema, partition columns
 /// included) as new segments of `table`, each at most about
 /// `target_file_bytes` when given, and returns their `add` actions with the
-/// `sha256` tag set. Nothing is committed: on failure the files are orphans
+/// `sha256` tag set. Segments with a target size (compaction) are zstd
+/// level 3, others level 1. Nothing is committed: on failure the files are orphans
 /// that `vacuum` removes.
 ///
 /// Errors: Delta/Parquet errors from writing; object-store errors reading back.
@@ -80,8 +81,15 @@ pub(crate) async fn write_segments(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(Vec::new());
     }
+    // Compaction (the only caller with a target size) writes for reading;
+    // everything else writes for speed.
+    let level = if target_file_bytes.is_some() {
+        COMPACTED_ZSTD_LEVEL
+    } else {
+        WRITE_ZSTD_LEVEL
+    };
     let mut writer = RecordBatchWriter::for_table(table)?
-        .with_writer_properties(segment_writer_properties()?)
+        .with_writer_properties(segment_writer_properties(level)?)
         .with_target_file_size(target_file_bytes.unwrap_or(0));
     for batch in batches {
         if batch.num_rows() > 0 {

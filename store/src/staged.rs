@@ -13,8 +13,8 @@ use serde_json::json;
 use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
 
 use crate::events::{
-    existing_event_ids, keep_fresh_rows, sort_by_session_and_seq, AppendOutcome, CommitInfo,
-    MAX_COMMIT_ATTEMPTS,
+    existing_event_ids, keep_fresh_rows, sort_by_session_and_seq, sorted_by_session_and_seq,
+    AppendOutcome, CommitInfo, MAX_COMMIT_ATTEMPTS,
 };
 use crate::maintenance::table_arrow_schema;
 use crate::segments::{commit, read_segment, write_segments, CommitFailure, SegmentFile};
@@ -119,60 +119,67 @@ impl StagedAppend {
         }
         self.rows_added += fresh.num_rows();
         for (date, rows) in split_by_date(&fresh)? {
-            let bytes = rows.get_array_memory_size();
+            let bytes = batch_bytes(&rows);
             let slot = self.buffered.entry(date).or_default();
             slot.0.push(rows);
             slot.1 += bytes;
             self.buffered_bytes += bytes;
         }
-        if self.buffered_bytes > self.buffer_limit {
-            while self.buffered_bytes > self.buffer_limit / 2 {
-                let Some(largest) = self
-                    .buffered
-                    .iter()
-                    .max_by_key(|(_, (_, bytes))| *bytes)
-                    .map(|(date, _)| *date)
-                else {
-                    break;
-                };
-                self.write_partition(largest).await?;
+        // Write the largest partitions until the buffer is back under its
+        // limit: about one chunk's worth per chunk staged, so writing keeps
+        // pace with reading instead of stalling it in bursts.
+        let mut over = Vec::new();
+        let mut remaining = self.buffered_bytes;
+        let mut by_size: Vec<(i32, usize)> =
+            self.buffered.iter().map(|(d, (_, b))| (*d, *b)).collect();
+        by_size.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+        for (date, bytes) in by_size {
+            if remaining <= self.buffer_limit {
+                break;
             }
+            remaining -= bytes;
+            over.push(date);
         }
-        Ok(())
+        self.write_partitions(over).await
     }
 
-    /// Writes the buffered rows of one `date` partition as a segment.
-    async fn write_partition(&mut self, date: i32) -> Result<(), StoreError> {
-        let Some((batches, bytes)) = self.buffered.remove(&date) else {
-            return Ok(());
-        };
-        self.buffered_bytes -= bytes;
-        let Some(first) = batches.first() else {
-            return Ok(());
-        };
-        tracing::debug!(
-            date,
-            bytes,
-            buffered = self.buffered_bytes,
-            batches = batches.len(),
-            "writing a buffered partition"
-        );
-        let merged = deltalake::arrow::compute::concat_batches(&first.schema(), &batches)?;
-        drop(batches);
-        let sorted = sort_by_session_and_seq(&merged)?;
-        drop(merged);
-        self.adds
-            .extend(write_segments(&self.table, vec![sorted], None).await?);
+    /// Writes the buffered rows of `dates` as one segment per partition,
+    /// up to one partition per core at a time.
+    async fn write_partitions(&mut self, dates: Vec<i32>) -> Result<(), StoreError> {
+        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut running = tokio::task::JoinSet::new();
+        for date in dates {
+            let Some((batches, bytes)) = self.buffered.remove(&date) else {
+                continue;
+            };
+            self.buffered_bytes -= bytes;
+            tracing::debug!(date, bytes, batches = batches.len(), "writing a partition");
+            let table = self.table.clone();
+            running.spawn(async move {
+                match sorted_by_session_and_seq(&batches)? {
+                    Some(sorted) => {
+                        drop(batches);
+                        write_segments(&table, vec![sorted], None).await
+                    }
+                    None => Ok(Vec::new()),
+                }
+            });
+            while running.len() >= parallel {
+                if let Some(done) = running.join_next().await {
+                    self.adds.extend(joined(done)?);
+                }
+            }
+        }
+        while let Some(done) = running.join_next().await {
+            self.adds.extend(joined(done)?);
+        }
         Ok(())
     }
 
     /// Writes every buffered partition.
     async fn write_buffered(&mut self) -> Result<(), StoreError> {
         let dates: Vec<i32> = self.buffered.keys().copied().collect();
-        for date in dates {
-            self.write_partition(date).await?;
-        }
-        Ok(())
+        self.write_partitions(dates).await
     }
 
     /// Drops rows whose id was staged by an earlier chunk.
@@ -185,6 +192,9 @@ impl StagedAppend {
             .iter()
             .map(|id| Some(!self.staged.contains(&id_key(id.unwrap_or_default()))))
             .collect();
+        if keep.true_count() == batch.num_rows() {
+            return Ok(batch.clone());
+        }
         Ok(filter_record_batch(batch, &keep)?)
     }
 
@@ -344,8 +354,10 @@ fn split_by_date(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>, StoreEr
             .or_default()
             .push(row as u32);
     }
+    // One date: the batch as it is. Several: a copy per date (a zero-copy
+    // slice would keep the whole chunk alive until its last slice is written).
     if rows.len() == 1 {
-        let date = *rows.keys().next().unwrap_or(&0);
+        let date = rows.keys().next().copied().unwrap_or_default();
         return Ok(vec![(date, batch.clone())]);
     }
     rows.into_iter()
@@ -357,6 +369,22 @@ fn split_by_date(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>, StoreEr
             ))
         })
         .collect()
+}
+
+/// Arrow bytes `batch` holds.
+fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch.get_array_memory_size()
+}
+
+/// The segments a partition-writing task produced, or its error.
+fn joined(
+    done: Result<Result<Vec<Add>, StoreError>, tokio::task::JoinError>,
+) -> Result<Vec<Add>, StoreError> {
+    done.map_err(|e| {
+        StoreError::Delta(DeltaTableError::Generic(format!(
+            "segment writer task failed: {e}"
+        )))
+    })?
 }
 
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, StoreError> {

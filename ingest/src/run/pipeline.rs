@@ -126,10 +126,7 @@ impl Window {
                 state.0 += 1;
                 return Some(state.0 - 1);
             }
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 
