@@ -95,7 +95,7 @@ def total_bytes(paths):
 DUCKDB_INGEST = r"""
 import duckdb, sys
 files, out = sys.argv[1], sys.argv[2]
-con = duckdb.connect()
+con = duckdb.connect(config={'enable_progress_bar': False})
 con.sql(f"COPY (SELECT * FROM read_json_auto('{files}', format='newline_delimited', "
         f"union_by_name=true, ignore_errors=true, maximum_object_size=268435456)) "
         f"TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
@@ -114,7 +114,7 @@ import duckdb, json, os, sys, time
 from deltalake import DeltaTable
 table, queries, runs = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 files = [u.replace("file://", "") for u in DeltaTable(table).file_uris()]
-con = duckdb.connect()
+con = duckdb.connect(config={'enable_progress_bar': False})
 con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet({files!r}, hive_partitioning=true)")
 out = []
 for name, sql in queries:
@@ -281,11 +281,11 @@ def main():
         ours.append((s, rss))
         pq = work / "duck.parquet"
         s, rss, out = run_timed([sys.executable, "-c", DUCKDB_INGEST, transcript_glob, str(pq)])
-        duck.append((s, rss, int(out.strip())))
+        duck.append((s, rss, int(out.strip().splitlines()[-1])))
         try:
             pq = work / "polars.parquet"
             s, rss, out = run_timed([sys.executable, "-c", POLARS_INGEST, clean_glob, str(pq)])
-            polars_r.append((s, rss, int(out.strip())))
+            polars_r.append((s, rss, int(out.strip().splitlines()[-1])))
         except RuntimeError as e:
             polars_r.append(None)
             results["polars_error"] = " ".join(str(e).strip().splitlines()[-1:])[:200].replace("|", "/")
