@@ -95,7 +95,8 @@ def total_bytes(paths):
 DUCKDB_INGEST = r"""
 import duckdb, sys
 files, out = sys.argv[1], sys.argv[2]
-con = duckdb.connect(config={'enable_progress_bar': False})
+con = duckdb.connect()
+con.sql("SET enable_progress_bar = false")
 con.sql(f"COPY (SELECT * FROM read_json_auto('{files}', format='newline_delimited', "
         f"union_by_name=true, ignore_errors=true, maximum_object_size=268435456)) "
         f"TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
@@ -114,7 +115,8 @@ import duckdb, json, os, sys, time
 from deltalake import DeltaTable
 table, queries, runs = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 files = [u.replace("file://", "") for u in DeltaTable(table).file_uris()]
-con = duckdb.connect(config={'enable_progress_bar': False})
+con = duckdb.connect()
+con.sql("SET enable_progress_bar = false")
 con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet({files!r}, hive_partitioning=true)")
 out = []
 for name, sql in queries:
