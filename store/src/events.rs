@@ -1,14 +1,11 @@
 //! The `events` Delta table: append with idempotence, load at a version.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
 
 use deltalake::arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
 };
-use deltalake::arrow::compute::{
-    filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
-};
+use deltalake::arrow::compute::{filter_record_batch, lexsort_to_indices, SortColumn};
 use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
 use std::collections::HashMap;
@@ -439,17 +436,4 @@ pub(crate) fn sorted_by_session_and_seq(
     Ok(Some(deltalake::arrow::compute::interleave_record_batch(
         &refs, &positions,
     )?))
-}
-
-pub(crate) fn sort_by_session_and_seq(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
-    let sort_columns: Vec<SortColumn> = ["session_id", "seq", "event_id"]
-        .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .map(|values| SortColumn {
-            values: Arc::clone(values),
-            options: None,
-        })
-        .collect();
-    let indices = lexsort_to_indices(&sort_columns, None)?;
-    Ok(take_record_batch(batch, &indices)?)
 }

@@ -1,6 +1,7 @@
-//! Staged appends: events written as segments chunk by chunk, committed
-//! once. An ingest of any size keeps only one chunk of events in memory,
-//! and still lands in one atomic Delta commit.
+//! Staged appends: events handed over chunk by chunk, buffered per `date`
+//! partition up to a byte limit and written as segments, committed once. An
+//! ingest of any size keeps only the buffer in memory, and still lands in
+//! one atomic Delta commit.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -13,8 +14,8 @@ use serde_json::json;
 use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
 
 use crate::events::{
-    existing_event_ids, keep_fresh_rows, sort_by_session_and_seq, sorted_by_session_and_seq,
-    AppendOutcome, CommitInfo, MAX_COMMIT_ATTEMPTS,
+    existing_event_ids, keep_fresh_rows, sorted_by_session_and_seq, AppendOutcome, CommitInfo,
+    MAX_COMMIT_ATTEMPTS,
 };
 use crate::maintenance::table_arrow_schema;
 use crate::segments::{commit, read_segment, write_segments, CommitFailure, SegmentFile};
@@ -95,7 +96,8 @@ impl StagedAppend {
     /// what was staged before, and buffers its rows per `date` partition.
     /// Once the buffer holds more than its limit, the largest partitions are
     /// sorted by (`session_id`, `seq`, `event_id`) and written as segments
-    /// until it holds half; [`StagedAppend::commit`] writes the rest.
+    /// until it is back under the limit; [`StagedAppend::commit`] writes the
+    /// rest.
     ///
     /// Errors: a schema mismatch; scan, Parquet or storage errors.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
@@ -288,9 +290,7 @@ impl StagedAppend {
             self.staged.remove(key);
         }
         let kept: Vec<RecordBatch> = kept.into_iter().filter(|b| b.num_rows() > 0).collect();
-        if !kept.is_empty() {
-            let merged = deltalake::arrow::compute::concat_batches(&schema, &kept)?;
-            let sorted = sort_by_session_and_seq(&merged)?;
+        if let Some(sorted) = sorted_by_session_and_seq(&kept)? {
             self.adds = write_segments(&self.table, vec![sorted], None).await?;
         }
         Ok(())
