@@ -11,6 +11,11 @@ use std::time::Instant;
 use trajectory_query::QueryEngine;
 use trajectory_store::EventStore;
 
+/// The allocator of the `trajectory` binary, so the timings are the ones
+/// `trajectory sql` sees.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

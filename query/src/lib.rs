@@ -7,17 +7,22 @@
 
 pub mod active_branch;
 pub mod output;
+pub mod snapshot_table;
 pub mod views;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::dataframe::DataFrame;
+use deltalake::datafusion::datasource::TableProvider;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::DeltaTable;
+use snapshot_table::SnapshotTable;
 use thiserror::Error;
 use trajectory_store::{EventStore, StoreError, EVENTS_TABLE};
 
@@ -106,26 +111,26 @@ impl QueryEngine {
             None => {}
         }
         let events_version = table.version().unwrap_or_default();
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("trajectory", "public");
+        // Segments carry page statistics on id and time columns only, and a
+        // segment is a few row groups: loading each file's page index costs
+        // more than the pages it prunes (docs/architecture.md, "Query scans").
+        config.options_mut().execution.parquet.enable_page_index = false;
         let ctx = SessionContext::new_with_config(config);
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| QueryError::Store(StoreError::Delta(e)))?;
-        let provider = table.table_provider().await?;
-        ctx.register_table(EVENTS_TABLE, provider)?;
+        ctx.register_table(EVENTS_TABLE, table_provider(&table, &ctx).await?)?;
         for (name, sql) in views::view_definitions() {
             ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;
         }
         ctx.register_table(
             active_branch::ACTIVE_BRANCH,
-            std::sync::Arc::new(active_branch::ActiveBranchTable::new(ctx.clone())),
+            Arc::new(active_branch::ActiveBranchTable::new(ctx.clone())),
         )?;
         // Derived tables (turns, rewards, ...) at their latest version, when built.
         for name in trajectory_store::DERIVED_TABLES {
             if let Some(derived) = store.derived_table(name).await? {
-                ctx.register_table(*name, derived.table_provider().await?)?;
+                ctx.register_table(*name, table_provider(&derived, &ctx).await?)?;
             }
         }
         Ok(QueryEngine {
@@ -158,6 +163,25 @@ impl QueryEngine {
     pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
         Ok(self.frame(sql).await?.collect().await?)
     }
+}
+
+/// The provider a query reads `table` through: a [`SnapshotTable`] over
+/// the loaded snapshot's files, or delta-rs' own provider for the Delta
+/// features it does not apply (deletion vectors, column mapping).
+async fn table_provider(
+    table: &DeltaTable,
+    ctx: &SessionContext,
+) -> Result<Arc<dyn TableProvider>, QueryError> {
+    let delta = |e| QueryError::Store(StoreError::Delta(e));
+    Ok(match SnapshotTable::try_new(table, ctx).map_err(delta)? {
+        Some(snapshot) => Arc::new(snapshot),
+        None => {
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(delta)?;
+            table.table_provider().await?
+        }
+    })
 }
 
 /// Turns DataFusion's "not supported" plan checks into a clear read-only error.
