@@ -71,6 +71,10 @@ QUERIES = [
 ]
 
 
+# Where docs/benchmarks.md's hand-written analysis starts (kept across runs).
+NOTES_HEADING = "## Where the time goes"
+
+
 def run_timed(cmd, env=None):
     """Runs cmd under /usr/bin/time; returns (seconds, peak_rss_mb, stdout)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
@@ -386,7 +390,11 @@ def main():
 
     report = render(results, args)
     print(report)
-    Path(args.out).write_text(report)
+    # The hand-written analysis after the generated tables survives a rerun.
+    out = Path(args.out)
+    if out.exists() and NOTES_HEADING in out.read_text():
+        report += "\n" + NOTES_HEADING + out.read_text().split(NOTES_HEADING, 1)[1]
+    out.write_text(report)
     (work / "results.json").write_text(json.dumps(results, indent=2))
     log(f"wrote {args.out}; raw results in {work / 'results.json'}")
 
