@@ -56,7 +56,6 @@ pub struct SnapshotTable {
     files: Vec<PartitionedFile>,
     /// Row count over all files when every file records one.
     rows: Option<usize>,
-    bytes: usize,
     store_url: ObjectStoreUrl,
 }
 
@@ -108,7 +107,7 @@ impl SnapshotTable {
             .map(|f| scan_names.iter().position(|n| *n == f.name()).unwrap_or(0))
             .collect();
         let mut files = Vec::new();
-        let (mut rows, mut bytes) = (Some(0usize), 0usize);
+        let mut rows = Some(0usize);
         for file in snapshot.log_data().iter() {
             if file.deletion_vector_descriptor().is_some() {
                 return Ok(None);
@@ -126,7 +125,6 @@ impl SnapshotTable {
                 })?;
             let size = u64::try_from(file.size()).unwrap_or(0);
             rows = rows.zip(file.num_records()).map(|(a, b)| a + b);
-            bytes += size as usize;
             let last_modified = DateTime::<Utc>::from_timestamp_millis(file.modification_time())
                 .unwrap_or_default();
             files.push(
@@ -152,7 +150,6 @@ impl SnapshotTable {
             scan_index,
             files,
             rows,
-            bytes,
             store_url,
         }))
     }
@@ -253,7 +250,9 @@ impl TableProvider for SnapshotTable {
             .with_table_partition_cols(self.partition_fields.clone())
             .build();
         let mut statistics = Statistics::new_unknown(table_schema.table_schema());
-        statistics.total_byte_size = Precision::Inexact(self.bytes);
+        // File bytes of what is scanned (after `date` pruning), as an estimate.
+        let scanned_bytes: u64 = files.iter().map(|f| f.object_meta.size).sum();
+        statistics.total_byte_size = Precision::Inexact(scanned_bytes as usize);
         if let (Some(rows), true) = (self.rows, all_files) {
             statistics.num_rows = Precision::Exact(rows);
         }
