@@ -23,6 +23,7 @@ pub mod jsonl;
 pub mod lines;
 pub mod locality;
 pub mod openclaw;
+pub mod read_order;
 pub mod redaction;
 #[cfg(feature = "store")]
 pub mod run;

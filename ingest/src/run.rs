@@ -45,10 +45,10 @@ pub enum IngestError {
 /// Events are handed to the store every this many bytes of text (about;
 /// the fold holds one such chunk, the writer one more, and the store buffers
 /// [`STAGE_BUFFER_CHUNKS`] before writing segments).
-pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
+pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// How many chunks of [`IngestOptions::chunk_bytes`] the store buffers per
-/// run before writing its largest partitions (8 × 16 MiB = the store's
+/// run before writing partitions out (8 × 4 MiB = the store's
 /// default [`trajectory_store::STAGE_BUFFER_BYTES`]).
 pub const STAGE_BUFFER_CHUNKS: usize = 8;
 
@@ -281,7 +281,7 @@ pub async fn ingest(
     // Events are normalised, redacted and written as segments a chunk at a
     // time (about CHUNK_BYTES of text), then committed once at the end.
     // Three stages overlap: reader threads (one per core) read and normalise
-    // sources, this task folds them in walk order and builds Arrow batches,
+    // sources, this task folds them in read order and builds Arrow batches,
     // and a writer task dedupes, sorts, encodes and writes segments.
     let staged = store
         .begin_append()
@@ -290,12 +290,15 @@ pub async fn ingest(
     let mut images_replaced = 0;
     let mut events_redacted = 0;
     let mut events_read = 0u64;
-    let readable: Vec<Source> = found
+    let mut readable: Vec<Source> = found
         .sources
         .iter()
         .filter(|s| s.kind != SourceKind::Config)
         .cloned()
         .collect();
+    // Oldest first, so that each chunk covers a few consecutive days and the
+    // store writes a day as one segment from a small buffer.
+    crate::read_order::order_by_first_record(&mut readable);
     let checkpoints = Arc::new(checkpoints);
     let redactor = redactor.map(Arc::new);
     let normaliser = Arc::new(Normaliser {

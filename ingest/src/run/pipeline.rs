@@ -2,8 +2,8 @@
 //! threads that read and normalise sources ahead of the fold, and a writer
 //! task that turns folded chunks into segments while the next chunk is read.
 //!
-//! Order is kept: the fold receives sources in walk order whatever order the
-//! readers finish in. Memory is bounded: readers run at most
+//! Order is kept: the fold receives sources in read order (oldest first,
+//! `crate::read_order`) whatever order the readers finish in. Memory is bounded: readers run at most
 //! [`READ_AHEAD_PER_WORKER`] sources per worker ahead of the fold, and the
 //! writer holds one chunk while the fold builds the next.
 
@@ -83,7 +83,7 @@ impl ReaderPool {
         }
     }
 
-    /// The next source in walk order, once a reader has it.
+    /// The next source in read order, once a reader has it.
     pub(super) async fn next_in_order(&mut self) -> Prepared {
         let index = self.next;
         self.next += 1;
