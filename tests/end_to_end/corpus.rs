@@ -81,3 +81,47 @@ print(hits)
         stats
     );
 }
+
+#[test]
+fn a_history_read_oldest_first_lands_as_one_segment_per_day_from_a_small_buffer() {
+    // Session files are named by random UUIDs, so path order spreads every
+    // chunk over every day. Read oldest first, a 12 MiB stage buffer (8
+    // chunks of 1.5 MiB; the corpus's days hold 6 to 8 MiB of Arrow data
+    // each, about 45 MiB in all) still writes each day once.
+    let ws = Workspace::new();
+    let corpus = ws.path("corpus");
+    trajectory_corpus::generate(&corpus, 5, 10_000_000).unwrap();
+    let out = ws.ok([
+        "ingest",
+        "--json",
+        "--chunk-bytes",
+        "1572864",
+        "--auto-compact-after",
+        "0",
+        corpus.to_str().unwrap(),
+    ]);
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["files_failed"], 0, "{summary}");
+    let days = ws.count("SELECT count(DISTINCT date) FROM events");
+    assert!(days >= 5, "the corpus covers {days} days");
+    let per_day: Value = serde_json::from_str(&python(
+        r#"
+import collections, json, re, sys
+from deltalake import DeltaTable
+files = DeltaTable(sys.argv[1]).file_uris()
+print(json.dumps(collections.Counter(re.search(r"date=([0-9-]+)", f).group(1) for f in files)))
+"#,
+        &[ws.store().join("events").to_str().unwrap()],
+    ))
+    .unwrap();
+    let per_day = per_day.as_object().unwrap();
+    assert_eq!(per_day.len() as i64, days);
+    let split: Vec<_> = per_day
+        .iter()
+        .filter(|(_, n)| n.as_u64() != Some(1))
+        .collect();
+    assert!(
+        split.is_empty(),
+        "days written as several segments: {split:?}"
+    );
+}
