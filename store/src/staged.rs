@@ -66,6 +66,9 @@ pub struct StagedAppend {
     stages: u64,
     buffered_bytes: usize,
     buffer_limit: usize,
+    /// Partitions being sorted, encoded and written (at most one per core),
+    /// while the next chunks are staged.
+    writing: tokio::task::JoinSet<Result<Vec<Add>, StoreError>>,
     /// Keys of the ids staged so far (duplicates within the run are dropped).
     staged: HashSet<u128>,
     /// `date` partitions (days since the epoch) the staged rows fall in.
@@ -87,6 +90,7 @@ impl EventStore {
             stages: 0,
             buffered_bytes: 0,
             buffer_limit: STAGE_BUFFER_BYTES,
+            writing: tokio::task::JoinSet::new(),
             staged: HashSet::new(),
             dates: BTreeSet::new(),
             rows_added: 0,
@@ -168,19 +172,25 @@ impl StagedAppend {
         self.write_partitions(over).await
     }
 
-    /// Writes the buffered rows of `dates` as one segment per partition,
-    /// up to one partition per core at a time.
+    /// Starts writing the buffered rows of `dates` as one segment per
+    /// partition, up to one partition per core at a time; returns once the
+    /// last one has started (the writes go on while the next chunk is
+    /// staged; [`StagedAppend::finish_writes`] waits for them).
     async fn write_partitions(&mut self, dates: Vec<i32>) -> Result<(), StoreError> {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut running = tokio::task::JoinSet::new();
         for date in dates {
             let Some(Buffered { batches, bytes, .. }) = self.buffered.remove(&date) else {
                 continue;
             };
             self.buffered_bytes -= bytes;
             tracing::debug!(date, bytes, batches = batches.len(), "writing a partition");
+            while self.writing.len() >= parallel {
+                if let Some(done) = self.writing.join_next().await {
+                    self.adds.extend(joined(done)?);
+                }
+            }
             let table = self.table.clone();
-            running.spawn(async move {
+            self.writing.spawn(async move {
                 match sorted_by_session_and_seq(&batches)? {
                     Some(sorted) => {
                         drop(batches);
@@ -189,22 +199,23 @@ impl StagedAppend {
                     None => Ok(Vec::new()),
                 }
             });
-            while running.len() >= parallel {
-                if let Some(done) = running.join_next().await {
-                    self.adds.extend(joined(done)?);
-                }
-            }
         }
-        while let Some(done) = running.join_next().await {
+        Ok(())
+    }
+
+    /// Waits for the partitions being written.
+    async fn finish_writes(&mut self) -> Result<(), StoreError> {
+        while let Some(done) = self.writing.join_next().await {
             self.adds.extend(joined(done)?);
         }
         Ok(())
     }
 
-    /// Writes every buffered partition.
+    /// Writes every buffered partition and waits for all writes.
     async fn write_buffered(&mut self) -> Result<(), StoreError> {
         let dates: Vec<i32> = self.buffered.keys().copied().collect();
-        self.write_partitions(dates).await
+        self.write_partitions(dates).await?;
+        self.finish_writes().await
     }
 
     /// Drops rows whose id was staged by an earlier chunk.
