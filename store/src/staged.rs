@@ -116,8 +116,9 @@ impl StagedAppend {
     /// what was staged before, and buffers its rows per `date` partition.
     /// Once the buffer holds more than its limit, partitions are sorted by
     /// (`session_id`, `seq`, `event_id`) and written as segments, least
-    /// recently staged first, then largest, until it is back under the limit; [`StagedAppend::commit`] writes the
-    /// rest.
+    /// recently staged first, then largest, until it is back under the
+    /// limit; the writes go on in the background (at most one per core)
+    /// and [`StagedAppend::commit`] writes the rest and waits for them.
     ///
     /// Errors: a schema mismatch; scan, Parquet or storage errors.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
