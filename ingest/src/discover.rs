@@ -41,17 +41,23 @@ pub fn is_transcript_name(name: &str) -> bool {
     name.ends_with(".jsonl") || name.contains(".jsonl.reset.") || name.contains(".jsonl.deleted.")
 }
 
-/// Opens a file for reading, decompressing `.zst`.
+/// Opens a file for reading, decompressing `.zst`, with a 1 MiB buffer.
 pub fn open_decoded(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
+    open_decoded_buffered(path, 1 << 20)
+}
+
+/// [`open_decoded`] with a buffer of `capacity` bytes (each fill reads up
+/// to that much of the file).
+pub fn open_decoded_buffered(path: &Path, capacity: usize) -> io::Result<Box<dyn BufRead + Send>> {
     let file = File::open(path)?;
     let is_zstd = path.extension().is_some_and(|e| e == "zst");
     Ok(if is_zstd {
         Box::new(BufReader::with_capacity(
-            1 << 20,
+            capacity,
             zstd::stream::read::Decoder::new(file)?,
         ))
     } else {
-        Box::new(BufReader::with_capacity(1 << 20, file))
+        Box::new(BufReader::with_capacity(capacity, file))
     })
 }
 

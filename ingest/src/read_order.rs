@@ -20,7 +20,7 @@ use std::io::{BufRead, Read};
 
 use serde::Deserialize;
 
-use crate::discover::open_decoded;
+use crate::discover::open_decoded_buffered;
 use crate::sources::Source;
 
 /// How many decoded bytes are read to find the first line's time.
@@ -42,7 +42,11 @@ pub fn first_record_millis(source: &Source) -> Option<i64> {
     if !source.kind.is_incremental() {
         return None;
     }
-    let mut reader = open_decoded(&source.path).ok()?.take(PEEK_BYTES);
+    // A small buffer: a header line is short, and a 1 MiB one would read
+    // most transcripts whole before the run reads them again.
+    let mut reader = open_decoded_buffered(&source.path, 8 * 1024)
+        .ok()?
+        .take(PEEK_BYTES);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).ok()?;
     let record: FirstRecord = serde_json::from_slice(&line).ok()?;
@@ -57,16 +61,11 @@ pub fn first_record_millis(source: &Source) -> Option<i64> {
 /// a time go last. Ties and untimed sources keep their order (discovery's
 /// path order), so the order is deterministic.
 pub fn order_by_first_record(sources: &mut [Source]) {
-    let mut keyed: Vec<(Option<i64>, usize)> = sources
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (first_record_millis(s), i))
-        .collect();
-    keyed.sort_by_key(|(millis, i)| (millis.is_none(), *millis, *i));
-    let original = sources.to_vec();
-    for (slot, (_, i)) in sources.iter_mut().zip(keyed) {
-        *slot = original[i].clone();
-    }
+    // Stable, and the key (one peek per source) is computed once each.
+    sources.sort_by_cached_key(|source| {
+        let millis = first_record_millis(source);
+        (millis.is_none(), millis)
+    });
 }
 
 #[cfg(test)]
