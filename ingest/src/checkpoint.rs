@@ -237,7 +237,8 @@ impl<I: Iterator<Item = io::Result<Line>>> Iterator for TrackedLines<I> {
                 return None;
             }
         }
-        self.hasher.update(&line.raw_bytes());
+        self.hasher.update(&line.bytes);
+        self.hasher.update(line.terminator());
         self.offset += line.len;
         self.lines += 1;
         Some(Ok(line))

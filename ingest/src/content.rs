@@ -4,6 +4,7 @@
 //! trajectory events). Block shapes: pi-ai `types.ts`, summarised in
 //! `shared/docs/openclaw-formats.md` §1.7.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::jsonl::sha256_hex;
@@ -33,18 +34,12 @@ pub fn without_image_bytes(value: &Value) -> Value {
     match value {
         Value::Array(items) => Value::Array(items.iter().map(without_image_bytes).collect()),
         Value::Object(object) => {
-            let is_image = object.get("type").and_then(Value::as_str) == Some("image");
+            let is_image = is_image_block(object);
             let mut copy = Map::with_capacity(object.len());
             for (key, item) in object {
                 match (is_image, key.as_str(), item) {
                     (true, "data", Value::String(data)) => {
-                        copy.insert(
-                            "data".into(),
-                            serde_json::json!({
-                                "sha256": sha256_hex(data.as_bytes()),
-                                "bytes": data.len(),
-                            }),
-                        );
+                        copy.insert("data".into(), image_reference(data));
                     }
                     _ => {
                         copy.insert(key.clone(), without_image_bytes(item));
@@ -55,6 +50,71 @@ pub fn without_image_bytes(value: &Value) -> Value {
         }
         other => other.clone(),
     }
+}
+
+/// `value` as compact JSON with image bytes replaced as in
+/// [`without_image_bytes`], serialised straight from the parsed value (no
+/// copy of the tree). Byte for byte the same as
+/// `without_image_bytes(value).to_string()`.
+pub fn image_free_json(value: &Value) -> String {
+    compact_json(&ImageFree(value)).unwrap_or_else(|| without_image_bytes(value).to_string())
+}
+
+/// Compact JSON of `value`; `None` only if serialising fails, which a
+/// `serde_json::Value` never does (string keys, finite numbers).
+fn compact_json<T: Serialize>(value: &T) -> Option<String> {
+    serde_json::to_string(value).ok()
+}
+
+/// Serialises a JSON value with image bytes replaced (see [`image_free_json`]).
+pub struct ImageFree<'a>(pub &'a Value);
+
+impl Serialize for ImageFree<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) => serializer.collect_seq(items.iter().map(ImageFree)),
+            Value::Object(object) => ImageFreeObject(object).serialize(serializer),
+            other => other.serialize(serializer),
+        }
+    }
+}
+
+/// An object serialised like [`ImageFree`] (for callers holding a `Map`).
+pub struct ImageFreeObject<'a>(pub &'a Map<String, Value>);
+
+impl Serialize for ImageFreeObject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let object = self.0;
+        let is_image = is_image_block(object);
+        let mut map = serializer.serialize_map(Some(object.len()))?;
+        for (key, item) in object {
+            match (is_image, key.as_str(), item) {
+                (true, "data", Value::String(data)) => {
+                    map.serialize_entry(key, &image_reference(data))?;
+                }
+                _ => map.serialize_entry(key, &ImageFree(item))?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// [`image_free_json`] of an object.
+pub fn image_free_object_json(object: &Map<String, Value>) -> String {
+    compact_json(&ImageFreeObject(object))
+        .unwrap_or_else(|| without_image_bytes(&Value::Object(object.clone())).to_string())
+}
+
+fn is_image_block(object: &Map<String, Value>) -> bool {
+    object.get("type").and_then(Value::as_str) == Some("image")
+}
+
+/// `{"sha256": <hex of the base64 text>, "bytes": <its length>}`.
+fn image_reference(data: &str) -> Value {
+    serde_json::json!({
+        "sha256": sha256_hex(data.as_bytes()),
+        "bytes": data.len(),
+    })
 }
 
 #[cfg(test)]
@@ -69,6 +129,24 @@ mod tests {
         assert_eq!(clean[0]["data"]["bytes"], 8);
         assert_eq!(clean[0]["data"]["sha256"].as_str().unwrap().len(), 64);
         assert_eq!(clean[0]["mimeType"], "image/png");
+    }
+
+    #[test]
+    fn image_free_json_matches_the_copy_byte_for_byte() {
+        let value: Value = serde_json::json!({
+            "role": "toolResult",
+            "content": [
+                {"type": "text", "text": "a \"quoted\" line\n\u{7}"},
+                {"type": "image", "data": "aGVsbG8=", "mimeType": "image/png"},
+                {"type": "image", "data": 7},
+                {"nested": [{"type": "image", "data": "d29ybGQ="}]},
+            ],
+            "n": 1.5e300,
+        });
+        let json = image_free_json(&value);
+        assert_eq!(json, without_image_bytes(&value).to_string());
+        assert!(!json.contains("aGVsbG8="), "{json}");
+        assert!(json.contains("\"data\":7"), "non-string data is kept: {json}");
     }
 
     #[test]

@@ -41,9 +41,11 @@ pub fn is_transcript_name(name: &str) -> bool {
     name.ends_with(".jsonl") || name.contains(".jsonl.reset.") || name.contains(".jsonl.deleted.")
 }
 
-/// Opens a file for reading, decompressing `.zst`, with a 1 MiB buffer.
+/// Opens a file for reading, decompressing `.zst`, with a 64 KiB buffer
+/// (a line longer than the buffer is still read whole; a larger buffer per
+/// file only costs fresh pages: most transcripts are smaller than 1 MiB).
 pub fn open_decoded(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
-    open_decoded_buffered(path, 1 << 20)
+    open_decoded_buffered(path, 64 << 10)
 }
 
 /// [`open_decoded`] with a buffer of `capacity` bytes (each fill reads up

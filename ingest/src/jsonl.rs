@@ -223,6 +223,21 @@ pub fn line_event(
     record: &LineRecord<'_>,
     id_parts: &[&str],
 ) -> Event {
+    let mut event = line_part_event(context, source, kind, ts, record, id_parts);
+    event.raw = Some(record.text.to_string());
+    event
+}
+
+/// [`line_event`] without `raw`: for the second and later events of one
+/// line (the line is stored once, on its first event).
+pub fn line_part_event(
+    context: &SourceContext,
+    source: &'static str,
+    kind: EventKind,
+    ts: DateTime<Utc>,
+    record: &LineRecord<'_>,
+    id_parts: &[&str],
+) -> Event {
     let mut event = Event::new(
         event_id(id_parts),
         ts,
@@ -236,7 +251,6 @@ pub fn line_event(
     event.source_offset = Some(record.line.offset as i64);
     event.source_line = Some(record.line.number as i64);
     event.line_sha256 = Some(record.sha256.clone());
-    event.raw = Some(record.text.to_string());
     event
 }
 

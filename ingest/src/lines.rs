@@ -25,12 +25,18 @@ impl Line {
     /// The line's exact bytes in the stream, terminator included.
     pub fn raw_bytes(&self) -> Vec<u8> {
         let mut raw = self.bytes.clone();
-        match self.len.saturating_sub(self.bytes.len() as u64) {
-            2 => raw.extend_from_slice(b"\r\n"),
-            1 => raw.push(b'\n'),
-            _ => {}
-        }
+        raw.extend_from_slice(self.terminator());
         raw
+    }
+
+    /// The terminator the stream had after [`Line::bytes`]: `\r\n`, `\n` or
+    /// nothing (the last line of a file without a final newline).
+    pub fn terminator(&self) -> &'static [u8] {
+        match self.len.saturating_sub(self.bytes.len() as u64) {
+            2 => b"\r\n",
+            1 => b"\n",
+            _ => b"",
+        }
     }
 }
 
@@ -39,6 +45,8 @@ pub struct Lines<R> {
     reader: R,
     offset: u64,
     number: u64,
+    /// What `read_until` reads into, reused across lines.
+    buffer: Vec<u8>,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -52,6 +60,7 @@ impl<R: BufRead> Lines<R> {
             reader,
             offset,
             number: lines_before,
+            buffer: Vec::new(),
         }
     }
 }
@@ -60,20 +69,25 @@ impl<R: BufRead> Iterator for Lines<R> {
     type Item = io::Result<Line>;
 
     fn next(&mut self) -> Option<io::Result<Line>> {
-        let mut bytes = Vec::new();
-        match self.reader.read_until(b'\n', &mut bytes) {
+        // Read into the reused buffer (it grows once to the longest line),
+        // then copy the line out at its exact size: reading into a fresh
+        // `Vec` would grow it by doubling, copying a long line about twice.
+        self.buffer.clear();
+        match self.reader.read_until(b'\n', &mut self.buffer) {
             Ok(0) => None,
             Ok(n) => {
                 let offset = self.offset;
                 self.offset += n as u64;
                 self.number += 1;
-                let terminated = bytes.last() == Some(&b'\n');
+                let terminated = self.buffer.last() == Some(&b'\n');
+                let mut end = self.buffer.len();
                 if terminated {
-                    bytes.pop();
-                    if bytes.last() == Some(&b'\r') {
-                        bytes.pop();
+                    end -= 1;
+                    if end > 0 && self.buffer[end - 1] == b'\r' {
+                        end -= 1;
                     }
                 }
+                let bytes = self.buffer[..end].to_vec();
                 Some(Ok(Line {
                     offset,
                     number: self.number,

@@ -631,6 +631,34 @@ impl Redactor {
         event.redaction_policy = Some(self.policy_id.clone());
     }
 
+    /// Whether no rule can mask anything in the JSON line `line` nor in any
+    /// text decoded from it once (its strings, joined or re-serialised as
+    /// compact JSON): there are no custom rules, no built-in trigger occurs in
+    /// the line, and the line holds no `\u` or `\/` escape, which could spell
+    /// a trigger only once decoded.
+    ///
+    /// Why that suffices: every built-in rule matches only where its trigger
+    /// occurs, and every trigger is made of letters, digits, space and
+    /// `-_.:/`; serde_json escapes only `"`, `\` and control characters, and
+    /// a decoded `\"`, `\\`, `\n`, `\t`, `\r`, `\b` or `\f` is none of
+    /// those. So a trigger in such a text is a run of characters the line
+    /// holds verbatim. Text decoded twice (JSON inside a JSON string) is not
+    /// covered: callers use this only for formats whose fields are decoded
+    /// once. Pass the line before [`strip_inline_images`], whose references
+    /// replace base64 that the decoded fields may still hold.
+    pub fn line_is_clean(&self, line: &str) -> bool {
+        self.policy.extra.is_empty()
+            && !has_hiding_escape(line)
+            && !builtin().triggers.is_match(line)
+    }
+
+    /// Records that `event` went through this policy without a mask: what
+    /// [`Redactor::redact_event`] does to an event whose fields all come
+    /// from a line for which [`Redactor::line_is_clean`] holds.
+    pub fn mark_clean(&self, event: &mut Event) {
+        event.redaction_policy = Some(self.policy_id.clone());
+    }
+
     /// `[REDACTED:<rule>:<8 hex of keyed blake3>]`.
     fn mask(&self, rule: &str, secret: &str) -> String {
         let hash = blake3::keyed_hash(&self.key, secret.as_bytes());
@@ -689,6 +717,12 @@ impl Redactor {
             (buffer, count)
         })
     }
+}
+
+/// Whether `text` holds a `\u` or `\/` JSON escape (conservatively: also
+/// when the backslash is itself escaped).
+fn has_hiding_escape(text: &str) -> bool {
+    text.contains("\\u") || text.contains("\\/")
 }
 
 /// Whether `[start, end)` overlaps one of the (sorted) mask spans.
@@ -1845,6 +1879,21 @@ mod tests {
     }
 
     #[test]
+    fn line_is_clean_only_without_triggers_and_hiding_escapes() {
+        let r = redactor();
+        assert!(r.line_is_clean(r#"{"message":{"content":"ls -la\n\"done\""}}"#));
+        assert!(!r.line_is_clean(&format!(r#"{{"text":"{OPENAI}"}}"#)));
+        assert!(!r.line_is_clean(r#"{"usage":{"totalTokens":12}}"#));
+        // `s\u006b-` decodes to `sk-`, `:\/\/` to `://`.
+        assert!(!r.line_is_clean(r#"{"text":"s\u006b-proj-FAKEfake0123456789abcdefghij"}"#));
+        assert!(!r.line_is_clean(r#"{"text":"https:\/\/user:hunter2@example.com"}"#));
+        let custom = RedactionPolicy::default()
+            .with_extra_rule("pin", r"pin-[0-9]{4}")
+            .unwrap();
+        assert!(!Redactor::new(custom, KEY).line_is_clean(r#"{"text":"plain"}"#));
+    }
+
+    #[test]
     fn redact_event_fills_the_columns() {
         let mut e = event();
         e.text = Some("nothing here".into());
@@ -2137,6 +2186,51 @@ mod tests {
             }
             let (out_twice, _) = r.redact_text(&out);
             prop_assert_eq!(out_twice.as_ref(), out.as_ref());
+        }
+
+        #[test]
+        fn nothing_decoded_from_a_clean_line_can_be_masked(
+            key in proptest::collection::vec(fragment(), 1..4),
+            first in proptest::collection::vec(fragment(), 0..12),
+            second in proptest::collection::vec(fragment(), 0..12),
+            escape_every in 0usize..6,
+        ) {
+            let (key, first, second) = (key.concat(), first.concat(), second.concat());
+            let content = serde_json::json!([
+                {"type": "text", "text": first},
+                {"type": "text", "text": second},
+            ]);
+            let value = serde_json::json!({
+                "type": "message",
+                "message": {"role": "toolResult", "content": content, "details": {key.clone(): second}},
+            });
+            // As another writer may spell it: some letters as `\u` escapes.
+            let mut line = String::new();
+            for (i, c) in value.to_string().chars().enumerate() {
+                if escape_every > 0 && i % (escape_every * 7) == 3 && c.is_ascii_alphabetic() {
+                    line.push_str(&format!("\\u{:04x}", c as u32));
+                } else {
+                    line.push(c);
+                }
+            }
+            prop_assert_eq!(serde_json::from_str::<Value>(&line).ok(), Some(value.clone()));
+            let r = redactor();
+            if r.line_is_clean(&line) {
+                let derived = [
+                    first.clone(),
+                    second.clone(),
+                    key.clone(),
+                    format!("{first}\n{second}"),
+                    content.to_string(),
+                    value["message"].to_string(),
+                    value.to_string(),
+                ];
+                for text in &derived {
+                    let (out, counts) = r.redact_text(text);
+                    prop_assert!(matches!(out, Cow::Borrowed(_)), "{:?} masked in {:?}", text, out);
+                    prop_assert!(counts.is_empty());
+                }
+            }
         }
 
         #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use thiserror::Error;
-use trajectory_schema::{events_to_batch, Event};
+use trajectory_schema::{events_to_batch, Event, EventKind};
 use trajectory_store::{CommitInfo, EventStore, StoreError};
 
 use crate::checkpoint::SourceCheckpoint;
@@ -529,7 +529,27 @@ impl Normaliser {
         let mut events_redacted = 0;
         fill_session_routing(&mut read.events, &self.session_routing);
         self.locality.apply(&mut read.events);
+        // Offset of the last transcript line in which nothing can be masked
+        // (`Redactor::line_is_clean`): the events after its first (tool
+        // calls, raw `None`) share it and skip the scan too.
+        let mut clean_line: Option<i64> = None;
         for event in &mut read.events {
+            let clean = match self.redactor.as_deref() {
+                Some(redactor)
+                    if event.source == transcript::SOURCE
+                        && event.kind != EventKind::Quarantined =>
+                {
+                    match event.raw.as_deref() {
+                        Some(raw) => {
+                            let clean = redactor.line_is_clean(raw);
+                            clean_line = event.source_offset.filter(|_| clean);
+                            clean
+                        }
+                        None => event.source_offset.is_some() && event.source_offset == clean_line,
+                    }
+                }
+                _ => false,
+            };
             if !self.options.keep_images {
                 for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
                     if let Some(text) = field.as_deref() {
@@ -542,7 +562,11 @@ impl Normaliser {
                 }
             }
             if let Some(redactor) = self.redactor.as_deref() {
-                redactor.redact_event(event);
+                if clean {
+                    redactor.mark_clean(event);
+                } else {
+                    redactor.redact_event(event);
+                }
             }
             if event.redactions.is_some() {
                 events_redacted += 1;

@@ -6,6 +6,7 @@
 //! write or create anything through `trajectory sql`.
 
 pub mod active_branch;
+pub mod local_reads;
 pub mod output;
 pub mod snapshot_table;
 pub mod views;

@@ -36,6 +36,8 @@ use datafusion::prelude::SessionContext;
 use trajectory_store::deltalake::logstore::object_store::ObjectMeta;
 use trajectory_store::deltalake::{DeltaTable, DeltaTableError, Path};
 
+use crate::local_reads::LocalReads;
+
 /// The segments of one Delta table version, as a DataFusion table.
 ///
 /// Shape: the table's columns in Delta order (`date` keeps its place, e.g.
@@ -141,8 +143,13 @@ impl SnapshotTable {
         files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
         let log_store = table.log_store();
         let store_url = log_store.object_store_url();
+        let mut object_store = log_store.object_store(None);
+        if let Ok(root) = table.table_url().to_file_path() {
+            // A local table: small reads in place (`crate::local_reads`).
+            object_store = Arc::new(LocalReads::new(root, object_store));
+        }
         ctx.runtime_env()
-            .register_object_store(store_url.as_ref(), log_store.object_store(None));
+            .register_object_store(store_url.as_ref(), object_store);
         Ok(Some(SnapshotTable {
             file_schema: Arc::new(Schema::new(file_fields)),
             schema,

@@ -35,9 +35,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use trajectory_schema::{Event, EventKind};
 
-use crate::content::{plain_text, without_image_bytes};
+use crate::content::{image_free_json, image_free_object_json, plain_text, without_image_bytes};
 use crate::jsonl::{
-    int_field, line_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats,
+    int_field, line_part_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats,
     SourceContext,
 };
 use crate::locality::locality_of_provider;
@@ -50,6 +50,9 @@ pub const NEWEST_KNOWN_VERSION: i64 = 4;
 
 /// Default cap on one line's size; longer lines are quarantined unread.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a missing `content` reads as.
+static NULL: Value = Value::Null;
 
 /// Tool-result statuses that mean the tool failed, whatever `isError` says.
 const FAILED_TOOL_STATUSES: &[&str] = &[
@@ -258,10 +261,10 @@ impl<'a> TranscriptParser<'a> {
             "custom_message" => {
                 let mut event = self.event(EventKind::CustomMessage, &facts, "");
                 event.role = Some("custom".into());
-                let content = entry.get("content").cloned().unwrap_or(Value::Null);
-                event.text = plain_text(&content);
+                let content = entry.get("content").unwrap_or(&NULL);
+                event.text = plain_text(content);
                 event.content =
-                    Some(without_image_bytes(&Value::Object(entry.clone())).to_string());
+                    Some(image_free_object_json(entry));
                 out.push(event);
             }
             "label" => {
@@ -290,21 +293,21 @@ impl<'a> TranscriptParser<'a> {
             return;
         };
         let role = message.get("role").and_then(Value::as_str).unwrap_or("");
-        let content = message.get("content").cloned().unwrap_or(Value::Null);
+        let content = message.get("content").unwrap_or(&NULL);
         match role {
             "user" => {
                 let mut event = self.event(EventKind::UserMessage, facts, "");
                 event.role = Some("user".into());
-                event.text = plain_text(&content);
-                event.content = Some(without_image_bytes(&content).to_string());
+                event.text = plain_text(content);
+                event.content = Some(image_free_json(content));
                 out.push(event);
             }
-            "assistant" => self.read_assistant(facts, message, &content, out),
+            "assistant" => self.read_assistant(facts, message, content, out),
             "toolResult" => {
                 let mut event = self.event(EventKind::ToolResult, facts, "");
                 event.role = Some("toolResult".into());
-                event.text = plain_text(&content);
-                event.content = Some(without_image_bytes(&content).to_string());
+                event.text = plain_text(content);
+                event.content = Some(image_free_json(content));
                 event.tool_call_id = str_field(message, "toolCallId");
                 event.tool_name = str_field(message, "toolName");
                 let is_error = message.get("isError").and_then(Value::as_bool);
@@ -351,9 +354,8 @@ impl<'a> TranscriptParser<'a> {
             "custom" | "hookMessage" => {
                 let mut event = self.event(EventKind::CustomMessage, facts, "");
                 event.role = Some(role.into());
-                event.text = plain_text(&content);
-                event.content =
-                    Some(without_image_bytes(&Value::Object(message.clone())).to_string());
+                event.text = plain_text(content);
+                event.content = Some(image_free_object_json(message));
                 out.push(event);
             }
             "branchSummary" | "compactionSummary" => {
@@ -391,7 +393,7 @@ impl<'a> TranscriptParser<'a> {
         event.model = str_field(message, "model");
         event.api = str_field(message, "api");
         event.text = plain_text(content);
-        event.content = Some(without_image_bytes(content).to_string());
+        event.content = Some(image_free_json(content));
         event.stop_reason = str_field(message, "stopReason");
         event.error = str_field(message, "errorMessage");
         if let Some(Value::Object(usage)) = message.get("usage") {
@@ -417,8 +419,8 @@ impl<'a> TranscriptParser<'a> {
             if block.get("type").and_then(Value::as_str) != Some("toolCall") {
                 continue;
             }
-            let mut call = self.event(EventKind::ToolCall, facts, &format!("toolCall:{index}"));
-            call.raw = None;
+            let mut call =
+                self.part_event(EventKind::ToolCall, facts, &format!("toolCall:{index}"));
             call.role = Some("assistant".into());
             call.provider = event.provider.clone();
             call.model = event.model.clone();
@@ -482,7 +484,7 @@ impl<'a> TranscriptParser<'a> {
             .and_then(|m| m.get("role"))
             .and_then(Value::as_str)
             .map(str::to_string);
-        event.content = Some(without_image_bytes(&Value::Object(entry.clone())).to_string());
+        event.content = Some(image_free_object_json(entry));
         event
     }
 
@@ -506,12 +508,20 @@ impl<'a> TranscriptParser<'a> {
         }
     }
 
-    /// An event of a good line; `part` tells apart the events of one line.
+    /// An event of a good line, carrying the line in `raw`; `part` tells
+    /// apart the events of one line.
     fn event(&self, kind: EventKind, facts: &LineFacts<'_>, part: &str) -> Event {
+        let mut event = self.part_event(kind, facts, part);
+        event.raw = Some(facts.record.text.to_string());
+        event
+    }
+
+    /// [`Self::event`] without `raw` (a later event of the same line).
+    fn part_event(&self, kind: EventKind, facts: &LineFacts<'_>, part: &str) -> Event {
         let agent = self.context.agent_id.as_deref().unwrap_or("");
         let entry = facts.entry_id.as_deref().unwrap_or("");
         let record = facts.record;
-        let mut event = line_event(
+        let mut event = line_part_event(
             self.context,
             SOURCE,
             kind,
