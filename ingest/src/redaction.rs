@@ -2205,9 +2205,17 @@ mod tests {
                 "message": {"role": "toolResult", "content": content, "details": {key.clone(): second}},
             });
             // As another writer may spell it: some letters as `\u` escapes.
+            // Never inside an escape sequence (`\n`, `\u001b`).
             let mut line = String::new();
+            let mut in_escape = 0;
             for (i, c) in value.to_string().chars().enumerate() {
-                if escape_every > 0 && i % (escape_every * 7) == 3 && c.is_ascii_alphabetic() {
+                if in_escape > 0 {
+                    in_escape = if in_escape == 1 && c == 'u' { 4 } else { in_escape - 1 };
+                    line.push(c);
+                } else if c == '\\' {
+                    in_escape = 1;
+                    line.push(c);
+                } else if escape_every > 0 && i % (escape_every * 7) == 3 && c.is_ascii_alphabetic() {
                     line.push_str(&format!("\\u{:04x}", c as u32));
                 } else {
                     line.push(c);
