@@ -146,7 +146,10 @@ mod tests {
         let json = image_free_json(&value);
         assert_eq!(json, without_image_bytes(&value).to_string());
         assert!(!json.contains("aGVsbG8="), "{json}");
-        assert!(json.contains("\"data\":7"), "non-string data is kept: {json}");
+        assert!(
+            json.contains("\"data\":7"),
+            "non-string data is kept: {json}"
+        );
     }
 
     #[test]

@@ -37,8 +37,8 @@ use trajectory_schema::{Event, EventKind};
 
 use crate::content::{image_free_json, image_free_object_json, plain_text, without_image_bytes};
 use crate::jsonl::{
-    int_field, line_part_event, parse_time, read_jsonl, str_field, LineParser, LineRecord, ReadStats,
-    SourceContext,
+    int_field, line_part_event, parse_time, read_jsonl, str_field, LineParser, LineRecord,
+    ReadStats, SourceContext,
 };
 use crate::locality::locality_of_provider;
 
@@ -263,8 +263,7 @@ impl<'a> TranscriptParser<'a> {
                 event.role = Some("custom".into());
                 let content = entry.get("content").unwrap_or(&NULL);
                 event.text = plain_text(content);
-                event.content =
-                    Some(image_free_object_json(entry));
+                event.content = Some(image_free_object_json(entry));
                 out.push(event);
             }
             "label" => {
