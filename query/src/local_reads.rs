@@ -174,10 +174,15 @@ mod tests {
         assert_eq!(direct[0].as_ref(), &bytes[2..5]);
         assert_eq!(direct[1].len(), 1_000);
         // Past the end and a missing file: the wrapped store's errors.
-        assert!(store.get_ranges(&location, &[9_999..10_001]).await.is_err());
+        assert!(store
+            .get_ranges(&location, std::slice::from_ref(&(9_999..10_001)))
+            .await
+            .is_err());
         let missing = Path::from("date=2026-11-01/missing.parquet");
         assert!(matches!(
-            store.get_ranges(&missing, &[0..1]).await,
+            store
+                .get_ranges(&missing, std::slice::from_ref(&(0..1)))
+                .await,
             Err(object_store::Error::NotFound { .. })
         ));
     }
