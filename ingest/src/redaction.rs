@@ -644,8 +644,9 @@ impl Redactor {
     /// those. So a trigger in such a text is a run of characters the line
     /// holds verbatim. Text decoded twice (JSON inside a JSON string) is not
     /// covered: callers use this only for formats whose fields are decoded
-    /// once. Pass the line before [`strip_inline_images`], whose references
-    /// replace base64 that the decoded fields may still hold.
+    /// once. Pass the line as read: not one that [`strip_inline_images`]
+    /// changed, whose references replace base64 the decoded fields may
+    /// still hold.
     pub fn line_is_clean(&self, line: &str) -> bool {
         self.policy.extra.is_empty()
             && !has_hiding_escape(line)

@@ -534,6 +534,25 @@ impl Normaliser {
         // calls, raw `None`) share it and skip the scan too.
         let mut clean_line: Option<i64> = None;
         for event in &mut read.events {
+            let mut raw_stripped = false;
+            if !self.options.keep_images {
+                for (index, field) in [&mut event.raw, &mut event.content, &mut event.attributes]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Some(text) = field.as_deref() {
+                        let (stripped, count) = strip_inline_images(text);
+                        if let std::borrow::Cow::Owned(stripped) = stripped {
+                            images_replaced += count;
+                            raw_stripped |= index == 0;
+                            *field = Some(stripped);
+                        }
+                    }
+                }
+            }
+            // The shortcut needs the line as read: a line that had inline
+            // images (base64 its decoded fields may still hold) takes the
+            // per-field scans.
             let clean = match self.redactor.as_deref() {
                 Some(redactor)
                     if event.source == transcript::SOURCE
@@ -541,7 +560,7 @@ impl Normaliser {
                 {
                     match event.raw.as_deref() {
                         Some(raw) => {
-                            let clean = redactor.line_is_clean(raw);
+                            let clean = !raw_stripped && redactor.line_is_clean(raw);
                             clean_line = event.source_offset.filter(|_| clean);
                             clean
                         }
@@ -550,17 +569,6 @@ impl Normaliser {
                 }
                 _ => false,
             };
-            if !self.options.keep_images {
-                for field in [&mut event.raw, &mut event.content, &mut event.attributes] {
-                    if let Some(text) = field.as_deref() {
-                        let (stripped, count) = strip_inline_images(text);
-                        if let std::borrow::Cow::Owned(stripped) = stripped {
-                            images_replaced += count;
-                            *field = Some(stripped);
-                        }
-                    }
-                }
-            }
             if let Some(redactor) = self.redactor.as_deref() {
                 if clean {
                     redactor.mark_clean(event);
