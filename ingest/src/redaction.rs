@@ -537,10 +537,13 @@ impl Redactor {
             return (Cow::Borrowed(text), counts);
         }
         let builtin = builtin();
-        let triggered = builtin.triggers.matches(text);
-        if !triggered.matched_any() && self.policy.extra.is_empty() {
+        // `is_match` runs the literal prefilter and stops at the first
+        // trigger; `matches` walks the whole text in overlapping mode. Most
+        // fields hold no trigger, so ask the cheap question first.
+        if self.policy.extra.is_empty() && !builtin.triggers.is_match(text) {
             return (Cow::Borrowed(text), counts);
         }
+        let triggered = builtin.triggers.matches(text);
         let mut current: Cow<'t, str> = Cow::Borrowed(text);
         let rules = triggered
             .iter()

@@ -10,10 +10,16 @@
 //! checks the files against both.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use deltalake::arrow::array::{ArrayRef, Date32Array, RecordBatch};
+use buoyant_kernel::expressions::Scalar;
+use buoyant_kernel::table_properties::DataSkippingNumIndexedCols;
+use indexmap::IndexMap;
+
+use deltalake::arrow::array::{Array, ArrayRef, Date32Array, RecordBatch};
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
+use deltalake::datafile::writer::{DeltaWriter as PartitionedWriter, WriterConfig};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add};
 use deltalake::logstore::object_store::ObjectStoreExt;
@@ -26,6 +32,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::events::{segment_writer_properties, COMPACTED_ZSTD_LEVEL, WRITE_ZSTD_LEVEL};
+use crate::maintenance::table_arrow_schema;
 use crate::StoreError;
 
 /// Metadata key of the per-segment hashes in a commit's `commitInfo`.
@@ -88,15 +95,29 @@ pub(crate) async fn write_segments(
     } else {
         WRITE_ZSTD_LEVEL
     };
-    let mut writer = RecordBatchWriter::for_table(table)?
-        .with_writer_properties(segment_writer_properties(level)?)
-        .with_target_file_size(target_file_bytes.unwrap_or(0));
-    for batch in batches {
-        if batch.num_rows() > 0 {
-            writer.write(batch).await?;
-        }
-    }
-    let mut adds = writer.flush().await?;
+    let properties = segment_writer_properties(level)?;
+    let mut adds =
+        match single_partition_writer(table, &batches, properties.clone(), target_file_bytes)? {
+            Some((mut writer, partitions)) => {
+                for (batch, values) in batches.into_iter().zip(partitions) {
+                    if batch.num_rows() > 0 {
+                        writer.write_partition(batch, &values).await?;
+                    }
+                }
+                writer.close().await?
+            }
+            None => {
+                let mut writer = RecordBatchWriter::for_table(table)?
+                    .with_writer_properties(properties)
+                    .with_target_file_size(target_file_bytes.unwrap_or(0));
+                for batch in batches {
+                    if batch.num_rows() > 0 {
+                        writer.write(batch).await?;
+                    }
+                }
+                writer.flush().await?
+            }
+        };
     let store = table.object_store();
     for add in &mut adds {
         let (sha256, _) = hash_segment(store.as_ref(), &add.path).await?;
@@ -105,6 +126,87 @@ pub(crate) async fn write_segments(
             .insert(SHA256_TAG.to_string(), Some(sha256));
     }
     Ok(adds)
+}
+
+/// A writer for `batches` when each of them lies in one `date` partition
+/// and has exactly the table's Arrow schema (every write of the `events`
+/// table), with each batch's partition values; `None` otherwise.
+///
+/// delta-rs's `RecordBatchWriter` splits every batch by partition with a
+/// `take` of all its columns, a full copy even when the batch holds one
+/// partition. Handing such batches to the partition writer underneath
+/// (`write_partition`) skips that copy; the files, their statistics and
+/// their `add` actions are the same (both build them with delta-rs's
+/// `PartitionWriter`). Other tables and mixed batches keep the
+/// `RecordBatchWriter`.
+///
+/// Errors: the table has no loaded snapshot, or its schema does not convert
+/// to Arrow.
+fn single_partition_writer(
+    table: &DeltaTable,
+    batches: &[RecordBatch],
+    properties: deltalake::parquet::file::properties::WriterProperties,
+    target_file_bytes: Option<u64>,
+) -> Result<Option<(PartitionedWriter, Vec<IndexMap<String, Scalar>>)>, StoreError> {
+    let snapshot = table.snapshot()?;
+    let metadata = snapshot.metadata();
+    let partition_columns: Vec<String> = metadata.partition_columns().to_vec();
+    let [partition_column] = partition_columns.as_slice() else {
+        return Ok(None);
+    };
+    let schema = table_arrow_schema(table)?;
+    let mut partitions = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if batch.schema() != schema {
+            return Ok(None);
+        }
+        let Some(day) = batch
+            .column_by_name(partition_column)
+            .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+            .and_then(single_day)
+        else {
+            return Ok(None);
+        };
+        partitions.push(IndexMap::from([(
+            partition_column.clone(),
+            Scalar::Date(day),
+        )]));
+    }
+    // The same table settings delta-rs's `RecordBatchWriter::for_table` reads.
+    let configuration = metadata.configuration();
+    let num_indexed_cols = configuration
+        .get("delta.dataSkippingNumIndexedCols")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            DataSkippingNumIndexedCols::NumColumns(32),
+            DataSkippingNumIndexedCols::NumColumns,
+        );
+    let stats_columns = configuration
+        .get("delta.dataSkippingStatsColumns")
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let config = WriterConfig::new(
+        schema,
+        partition_columns,
+        Some(properties),
+        target_file_bytes.and_then(NonZeroU64::new),
+        None,
+        num_indexed_cols,
+        stats_columns,
+    );
+    Ok(Some((
+        PartitionedWriter::new(table.object_store(), config),
+        partitions,
+    )))
+}
+
+/// The one day every row of `days` holds; `None` when rows differ, a row is
+/// null, or there are no rows.
+fn single_day(days: &Date32Array) -> Option<i32> {
+    if days.is_empty() || days.null_count() > 0 {
+        return None;
+    }
+    let first = days.value(0);
+    days.values().iter().all(|d| *d == first).then_some(first)
 }
 
 /// sha256 (hex) and byte length of the segment at `path` (table-relative).
@@ -294,5 +396,114 @@ fn partition_column(
             let strings = deltalake::arrow::array::StringArray::from(vec![text; rows]);
             Ok(deltalake::arrow::compute::cast(&strings, other)?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventStore, EVENTS_TABLE};
+    use chrono::{DateTime, Utc};
+    use trajectory_schema::{
+        event_schema, events_to_batch, Event, EventKind, EVENTS_PARTITION_COLUMN,
+    };
+
+    fn events_on(days: &[&str]) -> RecordBatch {
+        let events: Vec<Event> = days
+            .iter()
+            .enumerate()
+            .map(|(i, day)| {
+                let ts = DateTime::parse_from_rfc3339(&format!("{day}T12:00:00Z"))
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let mut e = Event::new(format!("id{i}"), ts, EventKind::LlmCall, "test", "ing", ts);
+                e.session_id = Some("s".into());
+                e.text = Some(format!("text {i}"));
+                e
+            })
+            .collect();
+        events_to_batch(&events).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_day_batches_skip_the_partition_split_and_write_the_same_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path().to_str().unwrap()).unwrap();
+        let table = store
+            .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
+            .await
+            .unwrap();
+        let props = segment_writer_properties(WRITE_ZSTD_LEVEL).unwrap();
+
+        let one_day = vec![
+            events_on(&["2026-03-08", "2026-03-08"]),
+            events_on(&["2026-03-09"]),
+        ];
+        let (_, partitions) = single_partition_writer(&table, &one_day, props.clone(), None)
+            .unwrap()
+            .expect("one-day batches of the table's schema take the partition writer");
+        assert_eq!(
+            partitions,
+            vec![
+                IndexMap::from([("date".to_string(), Scalar::Date(20520))]),
+                IndexMap::from([("date".to_string(), Scalar::Date(20521))]),
+            ]
+        );
+        let two_days = vec![events_on(&["2026-03-08", "2026-03-09"])];
+        assert!(
+            single_partition_writer(&table, &two_days, props.clone(), None)
+                .unwrap()
+                .is_none()
+        );
+
+        // Both paths give segments under the day's directory with the same
+        // partition values, row counts and statistics columns.
+        let fast = write_segments(&table, one_day, None).await.unwrap();
+        let split = write_segments(&table, two_days, None).await.unwrap();
+        let describe = |adds: &[Add]| {
+            let mut out: Vec<(String, u64, Vec<String>)> = adds
+                .iter()
+                .map(|a| {
+                    let stats: Value = serde_json::from_str(a.stats.as_deref().unwrap()).unwrap();
+                    let mut keys: Vec<String> = stats["minValues"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .cloned()
+                        .collect();
+                    keys.sort();
+                    assert!(a.path.starts_with(&format!(
+                        "date={}/",
+                        a.partition_values["date"].as_deref().unwrap()
+                    )));
+                    assert!(a.tags.as_ref().unwrap()[SHA256_TAG].is_some());
+                    (
+                        a.partition_values["date"].clone().unwrap(),
+                        stats["numRecords"].as_u64().unwrap(),
+                        keys,
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let fast = describe(&fast);
+        let split = describe(&split);
+        assert_eq!(
+            fast.iter()
+                .map(|(d, n, _)| (d.clone(), *n))
+                .collect::<Vec<_>>(),
+            vec![("2026-03-08".to_string(), 2), ("2026-03-09".to_string(), 1)]
+        );
+        assert_eq!(
+            split
+                .iter()
+                .map(|(d, n, _)| (d.clone(), *n))
+                .collect::<Vec<_>>(),
+            vec![("2026-03-08".to_string(), 1), ("2026-03-09".to_string(), 1)]
+        );
+        assert_eq!(fast[0].2, split[0].2, "the same columns carry statistics");
+        assert!(fast[0].2.contains(&"ts".to_string()));
+        assert!(!fast[0].2.contains(&"date".to_string()));
     }
 }
