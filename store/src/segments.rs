@@ -128,6 +128,9 @@ pub(crate) async fn write_segments(
     Ok(adds)
 }
 
+/// Partition column → value of one segment, as delta-rs's writers take them.
+type PartitionValues = IndexMap<String, Scalar>;
+
 /// A writer for `batches` when each of them lies in one `date` partition
 /// and has exactly the table's Arrow schema (every write of the `events`
 /// table), with each batch's partition values; `None` otherwise.
@@ -147,7 +150,7 @@ fn single_partition_writer(
     batches: &[RecordBatch],
     properties: deltalake::parquet::file::properties::WriterProperties,
     target_file_bytes: Option<u64>,
-) -> Result<Option<(PartitionedWriter, Vec<IndexMap<String, Scalar>>)>, StoreError> {
+) -> Result<Option<(PartitionedWriter, Vec<PartitionValues>)>, StoreError> {
     let snapshot = table.snapshot()?;
     let metadata = snapshot.metadata();
     let partition_columns: Vec<String> = metadata.partition_columns().to_vec();
