@@ -14,7 +14,6 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use buoyant_kernel::expressions::Scalar;
-use buoyant_kernel::table_properties::DataSkippingNumIndexedCols;
 use indexmap::IndexMap;
 
 use deltalake::arrow::array::{Array, ArrayRef, Date32Array, RecordBatch};
@@ -24,7 +23,9 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, Transactio
 use deltalake::kernel::{Action, Add};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path};
 use futures::TryStreamExt;
@@ -96,28 +97,25 @@ pub(crate) async fn write_segments(
         WRITE_ZSTD_LEVEL
     };
     let properties = segment_writer_properties(level)?;
-    let mut adds =
-        match single_partition_writer(table, &batches, properties.clone(), target_file_bytes)? {
-            Some((mut writer, partitions)) => {
-                for (batch, values) in batches.into_iter().zip(partitions) {
-                    if batch.num_rows() > 0 {
-                        writer.write_partition(batch, &values).await?;
-                    }
-                }
-                writer.close().await?
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let mut adds = match one_day_partitions(table, &batches)? {
+        Some(partitions) => {
+            let mut writer = partition_writer(table, properties, target_file_bytes)?;
+            for (batch, values) in batches.into_iter().zip(partitions) {
+                writer.write_partition(batch, &values).await?;
             }
-            None => {
-                let mut writer = RecordBatchWriter::for_table(table)?
-                    .with_writer_properties(properties)
-                    .with_target_file_size(target_file_bytes.unwrap_or(0));
-                for batch in batches {
-                    if batch.num_rows() > 0 {
-                        writer.write(batch).await?;
-                    }
-                }
-                writer.flush().await?
+            writer.close().await?
+        }
+        None => {
+            let mut writer = RecordBatchWriter::for_table(table)?
+                .with_writer_properties(properties)
+                .with_target_file_size(target_file_bytes.unwrap_or(0));
+            for batch in batches {
+                writer.write(batch).await?;
             }
-        };
+            writer.flush().await?
+        }
+    };
     let store = table.object_store();
     for add in &mut adds {
         let (sha256, _) = hash_segment(store.as_ref(), &add.path).await?;
@@ -131,29 +129,26 @@ pub(crate) async fn write_segments(
 /// Partition column → value of one segment, as delta-rs's writers take them.
 type PartitionValues = IndexMap<String, Scalar>;
 
-/// A writer for `batches` when each of them lies in one `date` partition
-/// and has exactly the table's Arrow schema (every write of the `events`
-/// table), with each batch's partition values; `None` otherwise.
+/// The partition values of each of `batches` when each of them lies in one
+/// `date` partition and has exactly the table's Arrow schema (every write of
+/// the `events` table); `None` otherwise.
 ///
 /// delta-rs's `RecordBatchWriter` splits every batch by partition with a
 /// `take` of all its columns, a full copy even when the batch holds one
-/// partition. Handing such batches to the partition writer underneath
-/// (`write_partition`) skips that copy; the files, their statistics and
-/// their `add` actions are the same (both build them with delta-rs's
-/// `PartitionWriter`). Other tables and mixed batches keep the
-/// `RecordBatchWriter`.
+/// partition. Such batches go to the partition writer underneath
+/// ([`partition_writer`], `write_partition`) instead, which skips that copy;
+/// the files, their statistics and their `add` actions are the same (both
+/// build them with delta-rs's `PartitionWriter`). Other tables and mixed
+/// batches keep the `RecordBatchWriter`.
 ///
 /// Errors: the table has no loaded snapshot, or its schema does not convert
 /// to Arrow.
-fn single_partition_writer(
+fn one_day_partitions(
     table: &DeltaTable,
     batches: &[RecordBatch],
-    properties: deltalake::parquet::file::properties::WriterProperties,
-    target_file_bytes: Option<u64>,
-) -> Result<Option<(PartitionedWriter, Vec<PartitionValues>)>, StoreError> {
+) -> Result<Option<Vec<PartitionValues>>, StoreError> {
     let snapshot = table.snapshot()?;
-    let metadata = snapshot.metadata();
-    let partition_columns: Vec<String> = metadata.partition_columns().to_vec();
+    let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let [partition_column] = partition_columns.as_slice() else {
         return Ok(None);
     };
@@ -175,31 +170,32 @@ fn single_partition_writer(
             Scalar::Date(day),
         )]));
     }
-    // The same table settings delta-rs's `RecordBatchWriter::for_table` reads.
-    let configuration = metadata.configuration();
-    let num_indexed_cols = configuration
-        .get("delta.dataSkippingNumIndexedCols")
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(
-            DataSkippingNumIndexedCols::NumColumns(32),
-            DataSkippingNumIndexedCols::NumColumns,
-        );
-    let stats_columns = configuration
+    Ok(Some(partitions))
+}
+
+/// delta-rs's partition writer for `table`, configured from the table's
+/// settings as `RecordBatchWriter::for_table` configures it.
+fn partition_writer(
+    table: &DeltaTable,
+    properties: WriterProperties,
+    target_file_bytes: Option<u64>,
+) -> Result<PartitionedWriter, StoreError> {
+    let snapshot = table.snapshot()?;
+    let metadata = snapshot.metadata();
+    let stats_columns = metadata
+        .configuration()
         .get("delta.dataSkippingStatsColumns")
         .map(|v| v.split(',').map(str::to_string).collect());
     let config = WriterConfig::new(
-        schema,
-        partition_columns,
+        table_arrow_schema(table)?,
+        metadata.partition_columns().to_vec(),
         Some(properties),
         target_file_bytes.and_then(NonZeroU64::new),
         None,
-        num_indexed_cols,
+        snapshot.table_config().num_indexed_cols(),
         stats_columns,
     );
-    Ok(Some((
-        PartitionedWriter::new(table.object_store(), config),
-        partitions,
-    )))
+    Ok(PartitionedWriter::new(table.object_store(), config))
 }
 
 /// The one day every row of `days` holds; `None` when rows differ, a row is
@@ -436,13 +432,12 @@ mod tests {
             .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
             .await
             .unwrap();
-        let props = segment_writer_properties(WRITE_ZSTD_LEVEL).unwrap();
 
         let one_day = vec![
             events_on(&["2026-03-08", "2026-03-08"]),
             events_on(&["2026-03-09"]),
         ];
-        let (_, partitions) = single_partition_writer(&table, &one_day, props.clone(), None)
+        let partitions = one_day_partitions(&table, &one_day)
             .unwrap()
             .expect("one-day batches of the table's schema take the partition writer");
         assert_eq!(
@@ -453,11 +448,7 @@ mod tests {
             ]
         );
         let two_days = vec![events_on(&["2026-03-08", "2026-03-09"])];
-        assert!(
-            single_partition_writer(&table, &two_days, props.clone(), None)
-                .unwrap()
-                .is_none()
-        );
+        assert!(one_day_partitions(&table, &two_days).unwrap().is_none());
 
         // Both paths give segments under the day's directory with the same
         // partition values, row counts and statistics columns.
