@@ -365,6 +365,11 @@ impl fmt::Debug for Rule {
 struct Builtin {
     rules: Vec<Rule>,
     triggers: RegexSet,
+    /// The triggers of every rule but `sensitive_assignment` and
+    /// `sensitive_flag`, whose trigger is a key word.
+    other_triggers: RegexSet,
+    /// The key words of a sensitive key name ([`key_words!`]).
+    key_word: Regex,
 }
 
 fn builtin() -> &'static Builtin {
@@ -383,7 +388,20 @@ fn builtin() -> &'static Builtin {
             .collect();
         let triggers = RegexSet::new(BUILTIN.iter().map(|spec| spec.trigger))
             .expect("built-in redaction triggers compile");
-        Builtin { rules, triggers }
+        let other_triggers = RegexSet::new(
+            BUILTIN
+                .iter()
+                .filter(|spec| !matches!(spec.check, Check::Assignment | Check::Flag))
+                .map(|spec| spec.trigger),
+        )
+        .expect("built-in redaction triggers compile");
+        let key_word = Regex::new(key_words!()).expect("the key-word regex compiles");
+        Builtin {
+            rules,
+            triggers,
+            other_triggers,
+            key_word,
+        }
     })
 }
 
@@ -636,9 +654,10 @@ impl Redactor {
 
     /// Whether no rule can mask anything in the JSON line `line` nor in any
     /// text decoded from it once (its strings, joined or re-serialised as
-    /// compact JSON): there are no custom rules, no built-in trigger occurs in
-    /// the line, and the line holds no `\u` or `\/` escape, which could spell
-    /// a trigger only once decoded.
+    /// compact JSON): there are no custom rules, the line holds no `\u` or
+    /// `\/` escape, which could spell a trigger only once decoded, and no
+    /// built-in trigger occurs in the line except key words inside object
+    /// keys that name no secret (`"totalTokens":`).
     ///
     /// Why that suffices: every built-in rule matches only where its trigger
     /// occurs, and every trigger is made of letters, digits, space and
@@ -650,10 +669,29 @@ impl Redactor {
     /// once. Pass the line as read: not one that [`strip_inline_images`]
     /// changed, whose references replace base64 the decoded fields may
     /// still hold.
+    ///
+    /// Why key words in such keys do not count: only `sensitive_assignment`
+    /// and `sensitive_flag` trigger on key words. An assignment's key is a
+    /// run of `[A-Za-z0-9_.-]` holding the key word; inside a key `"K":` the
+    /// run is all of `K` (bounded by quotes on both sides), and compact JSON
+    /// spells that key the same way, so the rule sees `K` and refuses it
+    /// as not naming a secret, as it does in the line. A flag needs
+    /// a `-` after a space, quote, `=` or `(`, and a space or `=` after its
+    /// name: a key's quotes give neither. Strings decoded from the line hold
+    /// no key word at all, since every occurrence is inside a key.
     pub fn line_is_clean(&self, line: &str) -> bool {
-        self.policy.extra.is_empty()
-            && !has_hiding_escape(line)
-            && !builtin().triggers.is_match(line)
+        if !self.policy.extra.is_empty() || has_hiding_escape(line) {
+            return false;
+        }
+        let builtin = builtin();
+        if !builtin.triggers.is_match(line) {
+            return true;
+        }
+        !builtin.other_triggers.is_match(line)
+            && builtin
+                .key_word
+                .find_iter(line)
+                .all(|m| benign_key_word(line, m.start(), m.end()))
     }
 
     /// Records that `event` went through this policy without a mask: what
@@ -721,6 +759,41 @@ impl Redactor {
             (buffer, count)
         })
     }
+}
+
+/// Whether the key word at `line[start..end]` lies inside a JSON object key
+/// `"K":` that names no secret: `K` is all `[A-Za-z0-9_.-]`, its opening
+/// quote is not escaped (an odd run of backslashes before it), a colon
+/// follows its closing quote right away, and [`key_is_sensitive`] refuses
+/// `K` as the assignment rule would see it.
+///
+/// In a line that parses as JSON, an unescaped quote followed by such a run,
+/// a quote and a colon opens an object key: a closing quote there would
+/// leave a bare word between two strings. Anything else (a key word in a
+/// string value, in an escaped key `\"K\":`, in a key with other
+/// characters) is not benign.
+fn benign_key_word(line: &str, start: usize, end: usize) -> bool {
+    fn in_key(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+    }
+    let bytes = line.as_bytes();
+    let key_start = bytes[..start]
+        .iter()
+        .rposition(|&b| !in_key(b))
+        .map_or(0, |i| i + 1);
+    let key_end = bytes[end..]
+        .iter()
+        .position(|&b| !in_key(b))
+        .map_or(bytes.len(), |i| end + i);
+    let opened = key_start
+        .checked_sub(1)
+        .is_some_and(|quote| bytes[quote] == b'"' && !odd_backslashes_before(line, quote));
+    let closed = bytes.get(key_end..key_end + 2) == Some(b"\":".as_slice());
+    opened
+        && closed
+        && line
+            .get(key_start..key_end)
+            .is_some_and(|key| !key_is_sensitive(key.trim_start_matches('-')))
 }
 
 /// Whether `text` holds a `\u` or `\/` JSON escape (conservatively: also
@@ -1887,7 +1960,19 @@ mod tests {
         let r = redactor();
         assert!(r.line_is_clean(r#"{"message":{"content":"ls -la\n\"done\""}}"#));
         assert!(!r.line_is_clean(&format!(r#"{{"text":"{OPENAI}"}}"#)));
-        assert!(!r.line_is_clean(r#"{"usage":{"totalTokens":12}}"#));
+        // Key words inside keys that name no secret do not count...
+        assert!(!key_is_sensitive("totalTokens"));
+        assert!(r.line_is_clean(r#"{"usage":{"input":3,"totalTokens":12}}"#));
+        assert!(r.line_is_clean(r#"{"maxTokens":1,"x":{"no_token":"abc123456789"}}"#));
+        // ...anywhere else they do.
+        assert!(!r.line_is_clean(r#"{"usage":{"totalTokens":12},"text":"a token"}"#));
+        assert!(!r.line_is_clean(r#"{"api_key":"abc123456789"}"#));
+        assert!(!r.line_is_clean(r#"{"authToken":"abc123456789"}"#));
+        assert!(!r.line_is_clean(r#"{"args":"{\"totalTokens\":1}"}"#));
+        assert!(!r.line_is_clean(r#"{"text":"\"totalTokens\":1"}"#));
+        assert!(!r.line_is_clean(r#"{"totalTokens" :12}"#));
+        assert!(!r.line_is_clean(r#"{"total tokens":12}"#));
+        assert!(!r.line_is_clean(r#"{"totalTokens":12,"url":"https://x"}"#));
         // `s\u006b-` decodes to `sk-`, `:\/\/` to `://`.
         assert!(!r.line_is_clean(r#"{"text":"s\u006b-proj-FAKEfake0123456789abcdefghij"}"#));
         assert!(!r.line_is_clean(r#"{"text":"https:\/\/user:hunter2@example.com"}"#));
@@ -2122,6 +2207,12 @@ mod tests {
             Just("-----BEGIN PRIVATE KEY-----".to_string()),
             Just("-----END PRIVATE KEY-----".to_string()),
             Just("aws_secret_access_key=".to_string()),
+            Just("totalTokens".to_string()),
+            Just("no_token".to_string()),
+            Just("authMode".to_string()),
+            Just("-".to_string()),
+            Just("\":".to_string()),
+            Just("{\"".to_string()),
             "[A-Za-z0-9]{1,24}",
             "[A-Za-z0-9_-]{20,44}",
         ]
@@ -2237,6 +2328,50 @@ mod tests {
                     value["message"].to_string(),
                     value.to_string(),
                 ];
+                for text in &derived {
+                    let (out, counts) = r.redact_text(text);
+                    prop_assert!(matches!(out, Cow::Borrowed(_)), "{:?} masked in {:?}", text, out);
+                    prop_assert!(counts.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn a_clean_line_with_key_words_in_its_keys_masks_nothing(
+            entries in proptest::collection::vec(
+                (
+                    "-{0,2}[a-z]{0,5}(token|Tokens|TOKEN|auth|Auth|secret|password|api_key)?[A-Za-z0-9_.-]{0,6}",
+                    prop_oneof![
+                        "[a-z0-9 ]{0,12}".prop_map(Value::from),
+                        (0i64..100_000).prop_map(Value::from),
+                        proptest::collection::vec(fragment(), 0..3)
+                            .prop_map(|parts| Value::from(parts.concat())),
+                    ],
+                ),
+                1..6,
+            ),
+            key_as_text in any::<bool>(),
+        ) {
+            let usage: serde_json::Map<String, Value> = entries.iter().cloned().collect();
+            let text = if key_as_text { entries[0].0.clone() } else { "ok".to_string() };
+            let value = serde_json::json!({
+                "type": "message",
+                "message": {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": text}],
+                    "usage": usage.clone(),
+                },
+            });
+            let line = value.to_string();
+            let r = redactor();
+            if r.line_is_clean(&line) {
+                let mut derived = vec![
+                    line.clone(),
+                    value["message"].to_string(),
+                    value["message"]["content"].to_string(),
+                    Value::Object(usage).to_string(),
+                ];
+                strings(&value, &mut derived);
                 for text in &derived {
                     let (out, counts) = r.redact_text(text);
                     prop_assert!(matches!(out, Cow::Borrowed(_)), "{:?} masked in {:?}", text, out);

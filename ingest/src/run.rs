@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use thiserror::Error;
-use trajectory_schema::{events_to_batch, Event, EventKind};
+use trajectory_schema::{events_to_day_batches, Event, EventKind};
 use trajectory_store::{CommitInfo, EventStore, StoreError};
 
 use crate::checkpoint::SourceCheckpoint;
@@ -371,7 +371,7 @@ pub async fn ingest(
         events_read += read.events.len() as u64;
         pending.extend(read.events);
         if pending_bytes >= options.chunk_bytes {
-            writer.write(events_to_batch(&pending)?).await?;
+            writer.write(events_to_day_batches(&pending)?).await?;
             pending.clear();
             pending_bytes = 0;
         }
@@ -390,7 +390,9 @@ pub async fn ingest(
     });
     let lines_quarantined = per_file.iter().map(|f| f.quarantined).sum();
     if !pending.is_empty() {
-        staged.stage(events_to_batch(&pending)?).await?;
+        staged
+            .stage_batches(events_to_day_batches(&pending)?)
+            .await?;
     }
     drop(pending);
     let outcome = {

@@ -15,7 +15,7 @@ pub mod event;
 pub mod kind;
 pub mod tree;
 
-pub use batch::{event_schema, events_to_batch, EVENTS_PARTITION_COLUMN};
+pub use batch::{event_schema, events_to_batch, events_to_day_batches, EVENTS_PARTITION_COLUMN};
 pub use event::Event;
 pub use kind::{EventKind, Locality};
 

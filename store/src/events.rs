@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashSet};
 use deltalake::arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
 };
-use deltalake::arrow::compute::{filter_record_batch, lexsort_to_indices, SortColumn};
+use deltalake::arrow::compute::{
+    filter_record_batch, lexsort_to_indices, LexicographicalComparator, SortColumn,
+};
 use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
 use std::collections::HashMap;
@@ -372,16 +374,18 @@ fn utf8_column(batch: &RecordBatch, index: usize) -> Result<StringArray, StoreEr
 /// function of its `ts`, which is part of what its id is derived from.
 pub(crate) async fn existing_event_ids(
     table: &DeltaTable,
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
 ) -> Result<HashSet<String>, StoreError> {
-    let dates: BTreeSet<i32> = column::<Date32Array>(batch, EVENTS_PARTITION_COLUMN)?
-        .iter()
-        .flatten()
-        .collect();
-    let candidates: HashSet<&str> = column::<StringArray>(batch, "event_id")?
-        .iter()
-        .flatten()
-        .collect();
+    let mut dates = BTreeSet::new();
+    let mut candidates: HashSet<&str> = HashSet::new();
+    for batch in batches {
+        dates.extend(
+            column::<Date32Array>(batch, EVENTS_PARTITION_COLUMN)?
+                .iter()
+                .flatten(),
+        );
+        candidates.extend(column::<StringArray>(batch, "event_id")?.iter().flatten());
+    }
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
     ctx.register_table(EVENTS_TABLE, table.table_provider().await?)?;
@@ -448,6 +452,10 @@ pub(crate) fn keep_fresh_rows(
 /// `batches` (one schema) as one batch sorted by (`session_id`, `seq`,
 /// `event_id`), copying the rows once: the sort keys are concatenated and
 /// sorted, and the rows gathered from the batches in that order.
+///
+/// One batch already in that order is returned as it is (a shared
+/// reference, no copy): what [`trajectory_schema::events_to_day_batches`]
+/// gives for a day that one chunk holds.
 pub(crate) fn sorted_by_session_and_seq(
     batches: &[RecordBatch],
 ) -> Result<Option<RecordBatch>, StoreError> {
@@ -462,9 +470,16 @@ pub(crate) fn sorted_by_session_and_seq(
         let parts: Vec<&dyn deltalake::arrow::array::Array> =
             batches.iter().map(|b| b.column(index).as_ref()).collect();
         sort_columns.push(SortColumn {
-            values: deltalake::arrow::compute::concat(&parts)?,
+            values: if batches.len() == 1 {
+                first.column(index).clone()
+            } else {
+                deltalake::arrow::compute::concat(&parts)?
+            },
             options: None,
         });
+    }
+    if batches.len() == 1 && is_sorted(&sort_columns, first.num_rows())? {
+        return Ok(Some(first.clone()));
     }
     let order = lexsort_to_indices(&sort_columns, None)?;
     let mut starts = Vec::with_capacity(batches.len());
@@ -486,4 +501,69 @@ pub(crate) fn sorted_by_session_and_seq(
     Ok(Some(deltalake::arrow::compute::interleave_record_batch(
         &refs, &positions,
     )?))
+}
+
+/// Whether rows `0..rows` of `columns` are in ascending lexicographic order
+/// (each column's own sort options): one comparison per adjacent pair.
+fn is_sorted(columns: &[SortColumn], rows: usize) -> Result<bool, StoreError> {
+    let comparator = LexicographicalComparator::try_new(columns)?;
+    Ok((1..rows).all(|row| comparator.compare(row - 1, row) != std::cmp::Ordering::Greater))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use deltalake::arrow::array::Int64Array;
+    use trajectory_schema::{events_to_batch, Event, EventKind};
+
+    fn events(keys: &[(&str, i64)]) -> Vec<Event> {
+        let ts = DateTime::parse_from_rfc3339("2026-03-08T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        keys.iter()
+            .enumerate()
+            .map(|(i, (session, seq))| {
+                let mut e = Event::new(format!("id{i}"), ts, EventKind::UserMessage, "t", "i", ts);
+                e.session_id = Some(session.to_string());
+                e.seq = Some(*seq);
+                e
+            })
+            .collect()
+    }
+
+    fn sessions_and_seqs(batch: &RecordBatch) -> Vec<(String, i64)> {
+        let sessions = column::<StringArray>(batch, "session_id").unwrap();
+        let seqs = column::<Int64Array>(batch, "seq").unwrap();
+        (0..batch.num_rows())
+            .map(|i| (sessions.value(i).to_string(), seqs.value(i)))
+            .collect()
+    }
+
+    #[test]
+    fn a_sorted_batch_is_kept_without_a_copy_and_others_are_sorted() {
+        let sorted = events_to_batch(&events(&[("a", 1), ("a", 2), ("b", 0)])).unwrap();
+        let kept = sorted_by_session_and_seq(std::slice::from_ref(&sorted))
+            .unwrap()
+            .unwrap();
+        // The same buffers, not equal copies.
+        let text = |b: &RecordBatch| b.column_by_name("event_id").unwrap().to_data();
+        assert!(text(&kept).buffers()[1].ptr_eq(&text(&sorted).buffers()[1]));
+
+        let unsorted = events_to_batch(&events(&[("b", 0), ("a", 2), ("a", 1)])).unwrap();
+        let fixed = sorted_by_session_and_seq(&[unsorted]).unwrap().unwrap();
+        let expected = vec![
+            ("a".to_string(), 1),
+            ("a".to_string(), 2),
+            ("b".to_string(), 0),
+        ];
+        assert_eq!(sessions_and_seqs(&fixed), expected);
+        // Two batches, each sorted, are merged.
+        let first = events_to_batch(&events(&[("a", 2), ("b", 0)])).unwrap();
+        let second = events_to_batch(&events(&[("a", 1)])).unwrap();
+        let merged = sorted_by_session_and_seq(&[first, second])
+            .unwrap()
+            .unwrap();
+        assert_eq!(sessions_and_seqs(&merged), expected);
+    }
 }

@@ -122,33 +122,47 @@ impl StagedAppend {
     ///
     /// Errors: a schema mismatch; scan, Parquet or storage errors.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
-        if batch.num_rows() == 0 {
+        self.stage_batches(vec![batch]).await
+    }
+
+    /// [`StagedAppend::stage`] for the batches of one chunk (event schema),
+    /// deduplicated as one: the table is scanned once for all of them.
+    /// Batches from [`trajectory_schema::events_to_day_batches`] (one day
+    /// each, sorted) are buffered as they are and, when a day is written
+    /// from one such batch, written without a copy.
+    ///
+    /// Errors: a schema mismatch; scan, Parquet or storage errors.
+    pub async fn stage_batches(&mut self, batches: Vec<RecordBatch>) -> Result<(), StoreError> {
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        if batches.is_empty() {
             return Ok(());
         }
-        let existing = existing_event_ids(&self.table, &batch).await?;
-        let fresh = keep_fresh_rows(&batch, &existing)?;
-        let fresh = self.drop_staged(&fresh)?;
-        self.rows_already_present += batch.num_rows() - fresh.num_rows();
-        if fresh.num_rows() == 0 {
-            return Ok(());
-        }
-        let ids = string_column(&fresh, "event_id")?;
-        self.staged.extend(ids.iter().flatten().map(id_key));
-        if let Some(dates) = fresh
-            .column_by_name(EVENTS_PARTITION_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
-        {
-            self.dates.extend(dates.iter().flatten());
-        }
-        self.rows_added += fresh.num_rows();
+        let existing = existing_event_ids(&self.table, &batches).await?;
         self.stages += 1;
-        for (date, rows) in split_by_date(&fresh)? {
-            let bytes = batch_bytes(&rows);
-            let slot = self.buffered.entry(date).or_default();
-            slot.batches.push(rows);
-            slot.bytes += bytes;
-            slot.last_staged = self.stages;
-            self.buffered_bytes += bytes;
+        for batch in batches {
+            let fresh = keep_fresh_rows(&batch, &existing)?;
+            let fresh = self.drop_staged(&fresh)?;
+            self.rows_already_present += batch.num_rows() - fresh.num_rows();
+            if fresh.num_rows() == 0 {
+                continue;
+            }
+            let ids = string_column(&fresh, "event_id")?;
+            self.staged.extend(ids.iter().flatten().map(id_key));
+            if let Some(dates) = fresh
+                .column_by_name(EVENTS_PARTITION_COLUMN)
+                .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+            {
+                self.dates.extend(dates.iter().flatten());
+            }
+            self.rows_added += fresh.num_rows();
+            for (date, rows) in split_by_date(&fresh)? {
+                let bytes = batch_bytes(&rows);
+                let slot = self.buffered.entry(date).or_default();
+                slot.batches.push(rows);
+                slot.bytes += bytes;
+                slot.last_staged = self.stages;
+                self.buffered_bytes += bytes;
+            }
         }
         // Write partitions until the buffer is back under its limit: about
         // one chunk's worth per chunk staged, so writing keeps pace with

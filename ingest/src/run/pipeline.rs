@@ -141,27 +141,28 @@ impl Window {
 /// A task writing chunks as segments of a staged append, one at a time,
 /// while the caller builds the next.
 pub(super) struct SegmentWriter {
-    chunks: mpsc::Sender<RecordBatch>,
+    chunks: mpsc::Sender<Vec<RecordBatch>>,
     task: tokio::task::JoinHandle<Result<StagedAppend, StoreError>>,
 }
 
 impl SegmentWriter {
     /// Starts the writer task over `staged`.
     pub(super) fn start(mut staged: StagedAppend) -> SegmentWriter {
-        let (chunks, mut received) = mpsc::channel::<RecordBatch>(1);
+        let (chunks, mut received) = mpsc::channel::<Vec<RecordBatch>>(1);
         let task = tokio::spawn(async move {
-            while let Some(batch) = received.recv().await {
-                staged.stage(batch).await?;
+            while let Some(batches) = received.recv().await {
+                staged.stage_batches(batches).await?;
             }
             Ok(staged)
         });
         SegmentWriter { chunks, task }
     }
 
-    /// Hands a chunk to the writer, waiting while it still holds the one
-    /// before. Errors: the writer's error, if it failed on an earlier chunk.
-    pub(super) async fn write(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
-        if self.chunks.send(batch).await.is_err() {
+    /// Hands a chunk (its batches, one per day) to the writer, waiting while
+    /// it still holds the one before. Errors: the writer's error, if it
+    /// failed on an earlier chunk.
+    pub(super) async fn write(&mut self, batches: Vec<RecordBatch>) -> Result<(), StoreError> {
+        if self.chunks.send(batches).await.is_err() {
             // The task ended early: it failed; its error is the one to report.
             return Err(self.take_error().await);
         }
