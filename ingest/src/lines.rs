@@ -60,7 +60,9 @@ impl<R: BufRead> Lines<R> {
             reader,
             offset,
             number: lines_before,
-            buffer: Vec::new(),
+            // Most lines fit: one allocation per file instead of a run of
+            // doublings into fresh memory.
+            buffer: Vec::with_capacity(64 * 1024),
         }
     }
 }

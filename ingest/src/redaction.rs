@@ -370,6 +370,9 @@ struct Builtin {
     other_triggers: RegexSet,
     /// The key words of a sensitive key name ([`key_words!`]).
     key_word: Regex,
+    /// Every trigger and the hiding escapes `\u`, `\/`: one scan tells
+    /// [`Redactor::line_is_clean`] that a line holds none of them.
+    line_screen: RegexSet,
 }
 
 fn builtin() -> &'static Builtin {
@@ -396,11 +399,19 @@ fn builtin() -> &'static Builtin {
         )
         .expect("built-in redaction triggers compile");
         let key_word = Regex::new(key_words!()).expect("the key-word regex compiles");
+        let line_screen = RegexSet::new(
+            BUILTIN
+                .iter()
+                .map(|spec| spec.trigger)
+                .chain([HIDING_ESCAPE]),
+        )
+        .expect("built-in redaction triggers compile");
         Builtin {
             rules,
             triggers,
             other_triggers,
             key_word,
+            line_screen,
         }
     })
 }
@@ -680,14 +691,15 @@ impl Redactor {
     /// name: a key's quotes give neither. Strings decoded from the line hold
     /// no key word at all, since every occurrence is inside a key.
     pub fn line_is_clean(&self, line: &str) -> bool {
-        if !self.policy.extra.is_empty() || has_hiding_escape(line) {
+        if !self.policy.extra.is_empty() {
             return false;
         }
         let builtin = builtin();
-        if !builtin.triggers.is_match(line) {
+        if !builtin.line_screen.is_match(line) {
             return true;
         }
-        !builtin.other_triggers.is_match(line)
+        !has_hiding_escape(line)
+            && !builtin.other_triggers.is_match(line)
             && builtin
                 .key_word
                 .find_iter(line)
@@ -795,6 +807,9 @@ fn benign_key_word(line: &str, start: usize, end: usize) -> bool {
             .get(key_start..key_end)
             .is_some_and(|key| !key_is_sensitive(key.trim_start_matches('-')))
 }
+
+/// The regex of what [`has_hiding_escape`] looks for.
+const HIDING_ESCAPE: &str = r"\\[u/]";
 
 /// Whether `text` holds a `\u` or `\/` JSON escape (conservatively: also
 /// when the backslash is itself escaped).
