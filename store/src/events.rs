@@ -369,8 +369,8 @@ fn utf8_column(batch: &RecordBatch, index: usize) -> Result<StringArray, StoreEr
     Ok(casted.as_string::<i32>().clone())
 }
 
-/// The ids among `batch`'s `event_id`s that the table already holds. Only the
-/// `date` partitions the batch touches are scanned: an event's date is a
+/// The ids among the `event_id`s of `batches` that the table already holds,
+/// in one scan. Only the `date` partitions the batches touch are scanned: an event's date is a
 /// function of its `ts`, which is part of what its id is derived from.
 pub(crate) async fn existing_event_ids(
     table: &DeltaTable,
@@ -467,14 +467,16 @@ pub(crate) fn sorted_by_session_and_seq(
         let Ok(index) = first.schema().index_of(name) else {
             continue;
         };
-        let parts: Vec<&dyn deltalake::arrow::array::Array> =
-            batches.iter().map(|b| b.column(index).as_ref()).collect();
-        sort_columns.push(SortColumn {
-            values: if batches.len() == 1 {
-                first.column(index).clone()
-            } else {
+        let values = match batches {
+            [one] => one.column(index).clone(),
+            _ => {
+                let parts: Vec<&dyn Array> =
+                    batches.iter().map(|b| b.column(index).as_ref()).collect();
                 deltalake::arrow::compute::concat(&parts)?
-            },
+            }
+        };
+        sort_columns.push(SortColumn {
+            values,
             options: None,
         });
     }
