@@ -2532,10 +2532,7 @@ mod tests {
             let regex = Regex::new(key_words!()).expect("the key-word regex compiles");
             let expected: Vec<(usize, usize)> =
                 regex.find_iter(&line).map(|m| (m.start(), m.end())).collect();
-            let anchors = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(KEY_WORD_ANCHORS)
-                .expect("the key words compile");
+            let anchors = literal_searcher(KEY_WORD_ANCHORS.iter().copied());
             let found: Vec<(usize, usize)> = with_ascii_lowercase(&line, |lower| {
                 anchors.find_iter(lower).map(|m| (m.start(), m.end())).collect()
             });
