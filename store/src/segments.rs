@@ -32,7 +32,7 @@ use futures::TryStreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::events::{segment_writer_properties, COMPACTED_ZSTD_LEVEL, WRITE_ZSTD_LEVEL};
+use crate::events::{segment_writer_properties, SegmentEncoding};
 use crate::maintenance::table_arrow_schema;
 use crate::StoreError;
 
@@ -76,8 +76,8 @@ pub fn active_segments(table: &DeltaTable) -> Result<Vec<SegmentFile>, StoreErro
 /// Writes `batches` (with the table's full schema, partition columns
 /// included) as new segments of `table`, each at most about
 /// `target_file_bytes` when given, and returns their `add` actions with the
-/// `sha256` tag set. Segments with a target size (compaction) are zstd
-/// level 3, others level 1. Nothing is committed: on failure the files are orphans
+/// `sha256` tag set. Segments with a target size (compaction) are encoded
+/// for reading, others for writing speed ([`SegmentEncoding`]). Nothing is committed: on failure the files are orphans
 /// that `vacuum` removes.
 ///
 /// Errors: Delta/Parquet errors from writing; object-store errors reading back.
@@ -91,12 +91,12 @@ pub(crate) async fn write_segments(
     }
     // Compaction (the only caller with a target size) writes for reading;
     // everything else writes for speed.
-    let level = if target_file_bytes.is_some() {
-        COMPACTED_ZSTD_LEVEL
+    let encoding = if target_file_bytes.is_some() {
+        SegmentEncoding::Compacted
     } else {
-        WRITE_ZSTD_LEVEL
+        SegmentEncoding::Write
     };
-    let properties = segment_writer_properties(level)?;
+    let properties = segment_writer_properties(encoding)?;
     let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
     let mut adds = match one_day_partitions(table, &batches)? {
         Some(partitions) => {
