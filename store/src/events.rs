@@ -286,10 +286,11 @@ const UNCOMPRESSED_COLUMNS: &[&str] = &[
 /// derived-table write produces and zstd in the segments compaction writes.
 /// zstd level 1 compresses this text at about 200 MB/s on the benchmark
 /// machine and LZ4 at about 600 MB/s, for 2.2x instead of 3.3x smaller
-/// (docs/benchmarks.md): the write path is CPU-bound, and compaction, which
-/// rewrites what was written for speed into what is read for years, pays
-/// for the ratio once. The same split as an LSM store's LZ4 upper levels and
-/// zstd bottom level. A name a table lacks is ignored.
+/// (`zstd -b1` / `lz4 -b1` on the corpus): the write path is CPU-bound.
+/// Compaction re-encodes a partition it rewrites at zstd level 3 (an LSM
+/// store's split: LZ4 upper levels, zstd bottom level); a partition it
+/// leaves alone (one file) keeps its LZ4 columns. A name a table lacks is
+/// ignored.
 const BULK_TEXT_COLUMNS: &[&str] = &[
     "raw",
     "content",
@@ -564,6 +565,24 @@ mod tests {
     use chrono::{DateTime, Utc};
     use deltalake::arrow::array::Int64Array;
     use trajectory_schema::{events_to_batch, Event, EventKind};
+
+    #[test]
+    fn ingest_segments_store_bulk_text_in_lz4_and_compaction_in_zstd() {
+        let write = segment_writer_properties(SegmentEncoding::Write).unwrap();
+        let compacted = segment_writer_properties(SegmentEncoding::Compacted).unwrap();
+        let zstd = |level| Compression::ZSTD(ZstdLevel::try_new(level).unwrap());
+        for column in ["raw", "content", "text", "tool_args", "attributes"] {
+            let path = ColumnPath::from(column);
+            assert_eq!(write.compression(&path), Compression::LZ4_RAW, "{column}");
+            assert_eq!(compacted.compression(&path), zstd(3), "{column}");
+        }
+        let id = ColumnPath::from("event_id");
+        assert_eq!(write.compression(&id), zstd(1));
+        assert_eq!(compacted.compression(&id), zstd(3));
+        let kind = ColumnPath::from("kind");
+        assert_eq!(write.compression(&kind), Compression::UNCOMPRESSED);
+        assert_eq!(compacted.compression(&kind), Compression::UNCOMPRESSED);
+    }
 
     fn events(keys: &[(&str, i64)]) -> Vec<Event> {
         let ts = DateTime::parse_from_rfc3339("2026-03-08T10:00:00Z")

@@ -77,8 +77,8 @@ pub fn active_segments(table: &DeltaTable) -> Result<Vec<SegmentFile>, StoreErro
 /// included) as new segments of `table`, each at most about
 /// `target_file_bytes` when given, and returns their `add` actions with the
 /// `sha256` tag set. Segments with a target size (compaction) are encoded
-/// for reading, others for writing speed ([`SegmentEncoding`]). Nothing is committed: on failure the files are orphans
-/// that `vacuum` removes.
+/// for reading, others for writing speed ([`SegmentEncoding`]). Nothing is
+/// committed: on failure the files are orphans that `vacuum` removes.
 ///
 /// Errors: Delta/Parquet errors from writing; object-store errors reading back.
 pub(crate) async fn write_segments(
