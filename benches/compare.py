@@ -75,17 +75,29 @@ QUERIES = [
 NOTES_HEADING = "## Where the time goes"
 
 
+#: CPU seconds (user, system) of the last run_timed call.
+LAST_CPU = {"user": 0.0, "sys": 0.0}
+
+
 def run_timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak_rss_mb, stdout)."""
+    """Runs cmd under /usr/bin/time; returns (seconds, peak_rss_mb, stdout).
+
+    The run's user and system CPU seconds are left in LAST_CPU."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         started = time.perf_counter()
-        out = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", t.name] + cmd,
+        out = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", t.name] + cmd,
                              capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - started
         if out.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed: {out.stderr[-2000:]}")
-        rss_kb = int(open(t.name).read().strip().splitlines()[-1])
-    return seconds, rss_kb / 1024, out.stdout
+        rss_kb, user, system = open(t.name).read().strip().splitlines()[-1].split()
+        LAST_CPU.update(user=float(user), sys=float(system))
+    return seconds, int(rss_kb) / 1024, out.stdout
+
+
+def cpu_seconds():
+    """user + system CPU seconds of the last run_timed call."""
+    return LAST_CPU["user"] + LAST_CPU["sys"]
 
 
 def files_under(root, suffixes):
@@ -284,10 +296,10 @@ def main():
         s, rss, out = run_timed([str(BIN), "--store", str(store), "ingest", "--json", str(corpus)])
         summary = json.loads(out)
         events = summary["events_added"] + summary["lines_quarantined"]
-        ours.append((s, rss))
+        ours.append((s, rss, cpu_seconds(), LAST_CPU["sys"]))
         pq = work / "duck.parquet"
         s, rss, out = run_timed([sys.executable, "-c", DUCKDB_INGEST, transcript_glob, str(pq)])
-        duck.append((s, rss, int(out.strip().splitlines()[-1])))
+        duck.append((s, rss, int(out.strip().splitlines()[-1]), cpu_seconds(), LAST_CPU["sys"]))
         try:
             pq = work / "polars.parquet"
             s, rss, out = run_timed([sys.executable, "-c", POLARS_INGEST, clean_glob, str(pq)])
@@ -304,9 +316,13 @@ def main():
     floor_s = median([r[0] for r in floor])
     results["ingest"] = {
         "trajectory": {"seconds": ours_s, "mb_s": mb(in_bytes) / ours_s, "events_s": events / ours_s,
-                       "peak_rss_mb": max(r[1] for r in ours), "events": events},
+                       "peak_rss_mb": max(r[1] for r in ours), "events": events,
+                       "cpu_s": median([r[2] for r in ours]), "runs_s": [r[0] for r in ours],
+                       "runs_sys_s": [r[3] for r in ours]},
         "duckdb": {"seconds": duck_s, "mb_s": mb(tx_bytes) / duck_s, "rows_s": duck[0][2] / duck_s,
-                   "peak_rss_mb": max(r[1] for r in duck), "rows": duck[0][2]},
+                   "peak_rss_mb": max(r[1] for r in duck), "rows": duck[0][2],
+                   "cpu_s": median([r[3] for r in duck]), "runs_s": [r[0] for r in duck],
+                   "runs_sys_s": [r[4] for r in duck]},
         "polars": ({"seconds": polars_s, "mb_s": mb(tx_bytes) / polars_s, "rows_s": ok_polars[0][2] / polars_s,
                     "peak_rss_mb": max(r[1] for r in ok_polars), "rows": ok_polars[0][2]} if ok_polars else None),
         "parse_floor": {"seconds": floor_s, "mb_s": mb(in_bytes) / floor_s, "lines_s": floor[0][2] / floor_s,
@@ -474,6 +490,14 @@ def render(r, args):
         "",
         f"(¹) polars stops at the first malformed line even with `ignore_errors=True`, so it reads a copy "
         f"of the transcripts without the {r['polars_dropped_lines']} malformed lines (copy not timed).",
+        "",
+        f"CPU (user + system, medians): trajectory {t['cpu_s']:.2f} s, DuckDB {d['cpu_s']:.2f} s "
+        f"(ratio {ratio(t['cpu_s'], d['cpu_s']):.2f}). Wall time of each run, in order: trajectory "
+        + ", ".join(f"{x:.2f}" for x in t["runs_s"]) + " s (system CPU "
+        + ", ".join(f"{x:.2f}" for x in t["runs_sys_s"]) + " s); DuckDB "
+        + ", ".join(f"{x:.2f}" for x in d["runs_s"]) + " s (system CPU "
+        + ", ".join(f"{x:.2f}" for x in d["runs_sys_s"]) + " s). On a VM whose first touches of "
+        "memory are slow or fast depending on the host, system time is where runs of one binary differ.",
         "",
         f"Memory: {m['x1_mb']:.0f} MB input → peak RSS {m['x1_peak_rss_mb']:.0f} MB; "
         f"{m['xk']}× ({m['xk_mb']:.0f} MB) → {m['xk_peak_rss_mb']:.0f} MB ({m['xk_seconds']:.1f} s).",

@@ -60,12 +60,51 @@ pub fn first_record_millis(source: &Source) -> Option<i64> {
 /// Sorts `sources` oldest first by [`first_record_millis`]; sources without
 /// a time go last. Ties and untimed sources keep their order (discovery's
 /// path order), so the order is deterministic.
+///
+/// The peeks (one open and one short read per source, thousands of them in a
+/// large history) run on one thread per core.
 pub fn order_by_first_record(sources: &mut [Source]) {
-    // Stable, and the key (one peek per source) is computed once each.
-    sources.sort_by_cached_key(|source| {
+    let keys = first_record_keys(sources);
+    let mut keyed: Vec<((bool, Option<i64>), Source)> =
+        keys.into_iter().zip(sources.iter().cloned()).collect();
+    // Stable: equal keys keep discovery's order.
+    keyed.sort_by_key(|(key, _)| *key);
+    for (slot, (_, source)) in sources.iter_mut().zip(keyed) {
+        *slot = source;
+    }
+}
+
+/// `(untimed, millis)` of each source, in the order given.
+fn first_record_keys(sources: &[Source]) -> Vec<(bool, Option<i64>)> {
+    let key = |source: &Source| {
         let millis = first_record_millis(source);
         (millis.is_none(), millis)
-    });
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || sources.len() < 64 {
+        return sources.iter().map(key).collect();
+    }
+    let per_thread = sources.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = sources
+            .chunks(per_thread)
+            .map(|part| {
+                (
+                    part.len(),
+                    scope.spawn(move || part.iter().map(key).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|(len, part)| {
+                // A peek never panics on data (every failure is `None`); a
+                // panicking thread would be a bug: its sources read as
+                // untimed (last), none is lost.
+                part.join().unwrap_or_else(|_| vec![(true, None); len])
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -137,6 +176,42 @@ mod tests {
             Some(1_769_896_800_000),
             "offsets are normalised to UTC"
         );
+    }
+
+    #[test]
+    fn many_sources_are_ordered_the_same_as_one_at_a_time() {
+        // Enough sources for the peeks to run on several threads.
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources: Vec<Source> = (0..200)
+            .map(|i| {
+                let line = match i % 3 {
+                    0 => "not json".to_string(),
+                    _ => format!(
+                        r#"{{"type":"session","timestamp":{}}}"#,
+                        1_767_225_600_000i64 + ((i * 7919) % 50) * 1000
+                    ),
+                };
+                source(
+                    dir.path(),
+                    &format!("s{i:03}.jsonl"),
+                    SourceKind::Transcript,
+                    &line,
+                )
+            })
+            .collect();
+        let mut expected: Vec<(Option<i64>, String)> = sources
+            .iter()
+            .map(|s| (first_record_millis(s), s.path.display().to_string()))
+            .collect();
+        expected.sort_by_key(|(millis, _)| (millis.is_none(), *millis));
+        order_by_first_record(&mut sources);
+        let got: Vec<(Option<i64>, String)> = sources
+            .iter()
+            .map(|s| (first_record_millis(s), s.path.display().to_string()))
+            .collect();
+        assert_eq!(got.len(), 200, "no source is lost");
+        assert_eq!(got, expected);
+        assert!(got[..133].iter().all(|(m, _)| m.is_some()));
     }
 
     #[test]
