@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
@@ -75,14 +76,22 @@ QUERIES = [
 NOTES_HEADING = "## Where the time goes"
 
 
-#: CPU seconds (user, system) of the last run_timed call.
-LAST_CPU = {"user": 0.0, "sys": 0.0}
+class Timed(NamedTuple):
+    """One command run under /usr/bin/time."""
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+    user_s: float
+    sys_s: float
+
+    @property
+    def cpu_s(self):
+        """user + system CPU seconds."""
+        return self.user_s + self.sys_s
 
 
 def run_timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak_rss_mb, stdout).
-
-    The run's user and system CPU seconds are left in LAST_CPU."""
+    """Runs cmd under /usr/bin/time; returns a Timed (wall seconds, peak RSS, stdout, CPU)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         started = time.perf_counter()
         out = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", t.name] + cmd,
@@ -91,13 +100,7 @@ def run_timed(cmd, env=None):
         if out.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed: {out.stderr[-2000:]}")
         rss_kb, user, system = open(t.name).read().strip().splitlines()[-1].split()
-        LAST_CPU.update(user=float(user), sys=float(system))
-    return seconds, int(rss_kb) / 1024, out.stdout
-
-
-def cpu_seconds():
-    """user + system CPU seconds of the last run_timed call."""
-    return LAST_CPU["user"] + LAST_CPU["sys"]
+    return Timed(seconds, int(rss_kb) / 1024, out.stdout, float(user), float(system))
 
 
 def files_under(root, suffixes):
@@ -293,21 +296,21 @@ def main():
     for run in range(args.runs):
         log(f"ingest run {run + 1}/{args.runs}")
         shutil.rmtree(store, ignore_errors=True)
-        s, rss, out = run_timed([str(BIN), "--store", str(store), "ingest", "--json", str(corpus)])
-        summary = json.loads(out)
+        timed = run_timed([str(BIN), "--store", str(store), "ingest", "--json", str(corpus)])
+        summary = json.loads(timed.stdout)
         events = summary["events_added"] + summary["lines_quarantined"]
-        ours.append((s, rss, cpu_seconds(), LAST_CPU["sys"]))
+        ours.append((timed.seconds, timed.peak_rss_mb, timed.cpu_s, timed.sys_s))
         pq = work / "duck.parquet"
-        s, rss, out = run_timed([sys.executable, "-c", DUCKDB_INGEST, transcript_glob, str(pq)])
-        duck.append((s, rss, int(out.strip().splitlines()[-1]), cpu_seconds(), LAST_CPU["sys"]))
+        timed = run_timed([sys.executable, "-c", DUCKDB_INGEST, transcript_glob, str(pq)])
+        duck.append((timed.seconds, timed.peak_rss_mb, int(timed.stdout.strip().splitlines()[-1]), timed.cpu_s, timed.sys_s))
         try:
             pq = work / "polars.parquet"
-            s, rss, out = run_timed([sys.executable, "-c", POLARS_INGEST, clean_glob, str(pq)])
+            s, rss, out, *_ = run_timed([sys.executable, "-c", POLARS_INGEST, clean_glob, str(pq)])
             polars_r.append((s, rss, int(out.strip().splitlines()[-1])))
         except RuntimeError as e:
             polars_r.append(None)
             results["polars_error"] = " ".join(str(e).strip().splitlines()[-1:])[:200].replace("|", "/")
-        s, rss, out = run_timed([str(EXAMPLES / "parse_floor"), str(corpus)])
+        s, rss, out, *_ = run_timed([str(EXAMPLES / "parse_floor"), str(corpus)])
         floor.append((s, rss, json.loads(out)["lines"]))
     ours_s = median([r[0] for r in ours])
     duck_s = median([r[0] for r in duck])
@@ -338,7 +341,7 @@ def main():
                    check=True, capture_output=True)
     big_store = work / "store-big"
     shutil.rmtree(big_store, ignore_errors=True)
-    s, rss_big, _ = run_timed([str(BIN), "--store", str(big_store), "ingest", "--json", str(big)])
+    s, rss_big, *_ = run_timed([str(BIN), "--store", str(big_store), "ingest", "--json", str(big)])
     big_bytes = total_bytes(files_under(big, {".jsonl", ".log"}))
     results["memory"] = {"x1_mb": in_bytes / 1e6, "x1_peak_rss_mb": results["ingest"]["trajectory"]["peak_rss_mb"],
                          "xk": args.scale, "xk_mb": big_bytes / 1e6, "xk_peak_rss_mb": rss_big,
@@ -394,7 +397,7 @@ def main():
     for _ in range(args.runs):
         dest = work / "dataset"
         shutil.rmtree(dest, ignore_errors=True)
-        s, rss, out = run_timed([str(BIN), "--store", str(store), "export", "--target", "trl-sft",
+        s, rss, out, *_ = run_timed([str(BIN), "--store", str(store), "export", "--target", "trl-sft",
                                  "--json", "--out", str(dest)])
         summary = json.loads(out)
         rows = summary["rows"]
