@@ -23,6 +23,7 @@ mod erase;
 mod error;
 mod events;
 mod exports;
+mod hashed_writes;
 mod location;
 mod maintenance;
 mod root_files;

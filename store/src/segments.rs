@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::events::{segment_writer_properties, SegmentEncoding};
+use crate::hashed_writes::HashedWrites;
 use crate::maintenance::table_arrow_schema;
 use crate::StoreError;
 
@@ -76,9 +77,11 @@ pub fn active_segments(table: &DeltaTable) -> Result<Vec<SegmentFile>, StoreErro
 /// Writes `batches` (with the table's full schema, partition columns
 /// included) as new segments of `table`, each at most about
 /// `target_file_bytes` when given, and returns their `add` actions with the
-/// `sha256` tag set. Segments with a target size (compaction) are encoded
-/// for reading, others for writing speed ([`SegmentEncoding`]). Nothing is
-/// committed: on failure the files are orphans that `vacuum` removes.
+/// `sha256` tag set: hashed from the bytes as they are written when the
+/// batches go to the partition writer (`HashedWrites`), else read back.
+/// Segments with a target size (compaction) are encoded for reading, others
+/// for writing speed ([`SegmentEncoding`]). Nothing is committed: on failure
+/// the files are orphans that `vacuum` removes.
 ///
 /// Errors: Delta/Parquet errors from writing; object-store errors reading back.
 pub(crate) async fn write_segments(
@@ -98,9 +101,17 @@ pub(crate) async fn write_segments(
     };
     let properties = segment_writer_properties(encoding)?;
     let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    // Segments the partition writer writes are hashed on their way out;
+    // the others are read back.
+    let hashed = Arc::new(HashedWrites::new(table.object_store()));
     let mut adds = match one_day_partitions(table, &batches)? {
         Some(partitions) => {
-            let mut writer = partition_writer(table, properties, target_file_bytes)?;
+            let mut writer = partition_writer(
+                table,
+                Arc::clone(&hashed) as Arc<dyn ObjectStore>,
+                properties,
+                target_file_bytes,
+            )?;
             for (batch, values) in batches.into_iter().zip(partitions) {
                 writer.write_partition(batch, &values).await?;
             }
@@ -118,7 +129,10 @@ pub(crate) async fn write_segments(
     };
     let store = table.object_store();
     for add in &mut adds {
-        let (sha256, _) = hash_segment(store.as_ref(), &add.path).await?;
+        let sha256 = match hashed.sha256(&segment_location(&add.path)?) {
+            Some(sha256) => sha256,
+            None => hash_segment(store.as_ref(), &add.path).await?.0,
+        };
         add.tags
             .get_or_insert_with(HashMap::new)
             .insert(SHA256_TAG.to_string(), Some(sha256));
@@ -173,10 +187,12 @@ fn one_day_partitions(
     Ok(Some(partitions))
 }
 
-/// delta-rs's partition writer for `table`, configured from the table's
+/// delta-rs's partition writer for `table`, writing through `object_store`
+/// (the table's store, possibly wrapped), configured from the table's
 /// settings as `RecordBatchWriter::for_table` configures it.
 fn partition_writer(
     table: &DeltaTable,
+    object_store: Arc<dyn ObjectStore>,
     properties: WriterProperties,
     target_file_bytes: Option<u64>,
 ) -> Result<PartitionedWriter, StoreError> {
@@ -195,7 +211,7 @@ fn partition_writer(
         snapshot.table_config().num_indexed_cols(),
         stats_columns,
     );
-    Ok(PartitionedWriter::new(table.object_store(), config))
+    Ok(PartitionedWriter::new(object_store, config))
 }
 
 /// The one day every row of `days` holds; `None` when rows differ, a row is
