@@ -7,7 +7,7 @@
 //! than the read (docs/architecture.md, "Query scans"). [`LocalReads`]
 //! answers small range reads in place with positioned reads (`pread`) on
 //! the calling thread and hands everything else, large reads included, to
-//! the wrapped store unchanged.
+//! the wrapped store unchanged (`trajectory_store::forwarding_object_store!`).
 
 use std::fmt;
 use std::ops::Range;
@@ -15,12 +15,10 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use trajectory_store::deltalake::logstore::object_store::{
-    self, path::Path, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    self, path::Path, MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult,
 };
 
 /// Largest `get_ranges` call (bytes in all) read in place; larger ones go
@@ -68,8 +66,7 @@ impl fmt::Display for LocalReads {
     }
 }
 
-#[async_trait]
-impl ObjectStore for LocalReads {
+trajectory_store::forwarding_object_store!(LocalReads {
     async fn put_opts(
         &self,
         location: &Path,
@@ -87,14 +84,6 @@ impl ObjectStore for LocalReads {
         self.inner.put_multipart_opts(location, opts).await
     }
 
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
     async fn get_ranges(
         &self,
         location: &Path,
@@ -110,48 +99,7 @@ impl ObjectStore for LocalReads {
         }
         self.inner.get_ranges(location, ranges).await
     }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
-    ) -> object_store::Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {

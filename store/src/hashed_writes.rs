@@ -17,10 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deltalake::logstore::object_store::{
-    self, path::Path, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+    self, path::Path, MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, UploadPart,
 };
-use futures::stream::BoxStream;
 use sha2::{Digest, Sha256};
 
 /// Hex sha256 of each object written through a [`HashedWrites`], by location.
@@ -28,7 +27,8 @@ type Digests = Arc<Mutex<HashMap<Path, String>>>;
 
 /// An object store that records the sha256 (hex) of every object written
 /// through it. Reads, lists, copies and deletes go to the wrapped store
-/// unchanged (a copy or rename records nothing).
+/// unchanged ([`crate::forwarding_object_store!`]; a copy or rename
+/// records nothing).
 #[derive(Debug)]
 pub(crate) struct HashedWrites {
     inner: Arc<dyn ObjectStore>,
@@ -90,7 +90,11 @@ impl MultipartUpload for HashedUpload {
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
         let result = self.inner.complete().await?;
-        record(&self.digests, &self.location, self.hasher.clone());
+        record(
+            &self.digests,
+            &self.location,
+            std::mem::take(&mut self.hasher),
+        );
         Ok(result)
     }
 
@@ -99,8 +103,7 @@ impl MultipartUpload for HashedUpload {
     }
 }
 
-#[async_trait]
-impl ObjectStore for HashedWrites {
+crate::forwarding_object_store!(HashedWrites {
     async fn put_opts(
         &self,
         location: &Path,
@@ -128,14 +131,6 @@ impl ObjectStore for HashedWrites {
         }))
     }
 
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
     async fn get_ranges(
         &self,
         location: &Path,
@@ -143,48 +138,7 @@ impl ObjectStore for HashedWrites {
     ) -> object_store::Result<Vec<bytes::Bytes>> {
         self.inner.get_ranges(location, ranges).await
     }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
-    ) -> object_store::Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {

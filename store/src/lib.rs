@@ -23,6 +23,7 @@ mod erase;
 mod error;
 mod events;
 mod exports;
+mod forwarding_store;
 mod hashed_writes;
 mod location;
 mod maintenance;
@@ -42,6 +43,11 @@ pub use maintenance::{
 };
 pub use staged::{StagedAppend, STAGE_BUFFER_BYTES};
 
+/// For [`forwarding_object_store!`]'s expansion in other crates.
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
 /// Re-export of the Delta Lake crate the store is built on, so that `query`
 /// and the exporters use the very same version.
 pub use deltalake;
+#[doc(hidden)]
+pub use futures as __futures;
