@@ -1,6 +1,7 @@
 //! `trajectory`: the command line. Parsing, progress and printing only; the
 //! work is done by the library crates.
 
+mod allocator;
 mod build;
 mod cli;
 mod config;
@@ -27,46 +28,8 @@ use crate::cli::{
     Cli, Command, ExportArgs, ExportTarget, IngestArgs, ReportArgs, ReportKind, SqlArgs,
 };
 
-/// mimalloc instead of glibc malloc: the ingest's reader threads allocate
-/// and free many short strings, which glibc's per-thread arenas turn into
-/// fragmentation (peak RSS well above the live heap).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_purge_delay` in mimalloc v3's `enum mi_option_e`
-/// (`c_src/mimalloc/v3/include/mimalloc.h` of libmimalloc-sys 0.1.49, which
-/// `mimalloc` builds by default). libmimalloc-sys names its options by v2's
-/// numbering only, hence the constant; a unit test checks it against the
-/// option's default (1000 ms).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-/// How long freed memory stays with the process before mimalloc returns it
-/// to the OS, in milliseconds. mimalloc's default (1 s) returns the buffers
-/// an ingest frees between chunks and faults them back in for the next one:
-/// 100 MB of input took 32,500 page faults at the default and 18,900 at 3 s
-/// or more (docs/benchmarks.md). 10 s keeps a run's working set while it
-/// runs and still gives memory back to a `--follow` that goes idle.
-const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
-
-extern "C" {
-    #[cfg(test)]
-    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// Sets [`PURGE_DELAY_MS`] unless the user chose one with mimalloc's own
-/// `MIMALLOC_PURGE_DELAY`.
-fn set_allocator_purge_delay() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set only stores the value of a valid option
-        // index (checked by `purge_delay_option_is_mimallocs`); mimalloc
-        // reads it at the next purge.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
-}
-
 fn main() -> ExitCode {
-    set_allocator_purge_delay();
+    allocator::set_purge_delay();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -510,28 +473,4 @@ fn write_output(path: &Path, text: &str) -> Result<()> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The option index is mimalloc v3's `mi_option_purge_delay`: before
-    /// anything sets it, it reads that option's default, and after
-    /// [`set_allocator_purge_delay`] it reads our delay. (Tests never run
-    /// `main`, so nothing has set it before.)
-    #[test]
-    fn purge_delay_option_is_mimallocs() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return;
-        }
-        // SAFETY: reads one option of the linked mimalloc.
-        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
-        set_allocator_purge_delay();
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) },
-            PURGE_DELAY_MS
-        );
-    }
 }
