@@ -280,6 +280,16 @@ const UNCOMPRESSED_COLUMNS: &[&str] = &[
     "schema_version",
 ];
 
+/// Largest data page of a [`BULK_TEXT_COLUMNS`] column, in bytes of
+/// encoded values (parquet's default: 1 MiB). Each page passes through
+/// buffers of its size three times over (the encoded values, the page, the
+/// compressed page zero-filled to LZ4's worst case first); at 1 MiB those are
+/// large allocations that the allocator serves from fresh arena memory, which
+/// the kernel zeroes on first touch (a third of the page-zeroing samples of
+/// the 100 MB ingest, docs/benchmarks.md). LZ4's window is 64 KiB, so larger
+/// pages compress no better.
+pub(crate) const BULK_TEXT_PAGE_BYTES: usize = 128 * 1024;
+
 /// Columns holding the bulk of a segment's bytes (the line, its content and
 /// its text: 93 % of the uncompressed bytes of the 100 MB benchmark history),
 /// stored LZ4 (Parquet `LZ4_RAW`) in the segments an ingest or a
@@ -340,6 +350,10 @@ pub(crate) fn segment_writer_properties(
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(128 * 1024));
+    for column in BULK_TEXT_COLUMNS {
+        builder = builder
+            .set_column_data_page_size_limit(ColumnPath::from(*column), BULK_TEXT_PAGE_BYTES);
+    }
     for column in FREE_TEXT_COLUMNS {
         let path = ColumnPath::from(*column);
         builder = builder
@@ -582,6 +596,18 @@ mod tests {
         let kind = ColumnPath::from("kind");
         assert_eq!(write.compression(&kind), Compression::UNCOMPRESSED);
         assert_eq!(compacted.compression(&kind), Compression::UNCOMPRESSED);
+        for properties in [&write, &compacted] {
+            let raw = ColumnPath::from("raw");
+            assert_eq!(
+                properties.column_data_page_size_limit(&raw),
+                BULK_TEXT_PAGE_BYTES
+            );
+            assert_eq!(
+                properties.column_data_page_size_limit(&id),
+                properties.data_page_size_limit(),
+                "other columns keep parquet's page size"
+            );
+        }
     }
 
     fn events(keys: &[(&str, i64)]) -> Vec<Event> {

@@ -516,4 +516,53 @@ mod tests {
         assert!(fast[0].2.contains(&"ts".to_string()));
         assert!(!fast[0].2.contains(&"date".to_string()));
     }
+
+    /// The bulk text columns are cut into pages of at most
+    /// `BULK_TEXT_PAGE_BYTES` (plus the value that crosses the limit), in
+    /// the files the partition writer actually writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bulk_text_columns_are_written_in_small_pages() {
+        use crate::events::BULK_TEXT_PAGE_BYTES;
+        use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path().to_str().unwrap()).unwrap();
+        let table = store
+            .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
+            .await
+            .unwrap();
+        // 48 lines of 24 KiB: 1.1 MiB of `raw`, one page at parquet's default.
+        let line_bytes = 24 * 1024;
+        let batch = events_on(&["2026-03-08"; 48]);
+        let raw: Vec<String> = (0..48)
+            .map(|i| format!("{i:04}").repeat(line_bytes / 4))
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        let index = batch.schema().index_of("raw").unwrap();
+        columns[index] = Arc::new(deltalake::arrow::array::StringArray::from(raw));
+        let batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+
+        let adds = write_segments(&table, vec![batch], None).await.unwrap();
+        assert_eq!(adds.len(), 1);
+        let bytes = std::fs::read(dir.path().join("events").join(&adds[0].path)).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let row_group = reader.get_row_group(0).unwrap();
+        let column = (0..row_group.num_columns())
+            .find(|&i| row_group.metadata().column(i).column_path().string() == "raw")
+            .unwrap();
+        let pages: Vec<usize> = row_group
+            .get_column_page_reader(column)
+            .unwrap()
+            .map(|page| page.unwrap().buffer().len())
+            .collect();
+        // 1.1 MiB in pages of at most 128 KiB plus the line that crosses it
+        // (parquet's default cut it in two pages of ~1 MiB and ~100 KiB).
+        assert!(
+            pages
+                .iter()
+                .all(|&bytes| bytes <= BULK_TEXT_PAGE_BYTES + line_bytes + 64),
+            "{pages:?}"
+        );
+        assert!(pages.len() >= 6, "{pages:?}");
+    }
 }
