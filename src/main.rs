@@ -30,6 +30,7 @@ use crate::cli::{
 
 fn main() -> ExitCode {
     allocator::set_purge_delay();
+    allocator::disable_transparent_huge_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -12,16 +12,18 @@ use trajectory_query::QueryEngine;
 use trajectory_store::EventStore;
 
 /// The allocator of the `trajectory` binary with its settings (mimalloc,
-/// 10 s purge delay), so the timings are the ones `trajectory sql` sees.
-/// Without the purge delay, mimalloc returned each query's buffers to the OS
-/// and the next query faulted them back in: 6,400 to 8,100 page faults for
-/// the suite's 70 runs on the 100 MB store against 2,860 with it.
+/// 10 s purge delay, no transparent huge pages), so the timings are the
+/// ones `trajectory sql` sees. Without the purge delay, mimalloc returned
+/// each query's buffers to the OS and the next query faulted them back in:
+/// 6,400 to 8,100 page faults for the suite's 70 runs on the 100 MB store
+/// against 2,860 with it.
 #[path = "../../src/allocator.rs"]
 mod allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     allocator::set_purge_delay();
+    allocator::disable_transparent_huge_pages();
     let mut args = std::env::args().skip(1);
     let store = args
         .next()
