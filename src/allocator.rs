@@ -52,6 +52,22 @@ extern "C" {
     fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
 }
 
+/// `prctl(option, value, 0, 0, 0)` for the THP flag of this process.
+#[cfg(target_os = "linux")]
+fn thp_prctl(option: std::ffi::c_int, value: std::ffi::c_ulong) -> std::ffi::c_int {
+    // SAFETY: PR_SET_THP_DISABLE and PR_GET_THP_DISABLE only set or read a
+    // flag of this process; the unused arguments must be zero.
+    unsafe {
+        prctl(
+            option,
+            value,
+            0 as std::ffi::c_ulong,
+            0 as std::ffi::c_ulong,
+            0 as std::ffi::c_ulong,
+        )
+    }
+}
+
 /// Turns transparent huge pages off for this process (Linux), unless the
 /// user chose with mimalloc's own `MIMALLOC_ALLOW_THP`.
 ///
@@ -67,17 +83,7 @@ extern "C" {
 pub fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this
-        // process; the unused arguments must be zero.
-        unsafe {
-            prctl(
-                PR_SET_THP_DISABLE,
-                1 as std::ffi::c_ulong,
-                0 as std::ffi::c_ulong,
-                0 as std::ffi::c_ulong,
-                0 as std::ffi::c_ulong,
-            )
-        };
+        thp_prctl(PR_SET_THP_DISABLE, 1);
     }
 }
 
@@ -111,16 +117,6 @@ mod tests {
             return;
         }
         disable_transparent_huge_pages();
-        // SAFETY: reads one flag of this process.
-        let disabled = unsafe {
-            prctl(
-                PR_GET_THP_DISABLE,
-                0 as std::ffi::c_ulong,
-                0 as std::ffi::c_ulong,
-                0 as std::ffi::c_ulong,
-                0 as std::ffi::c_ulong,
-            )
-        };
-        assert_eq!(disabled, 1);
+        assert_eq!(thp_prctl(PR_GET_THP_DISABLE, 0), 1);
     }
 }

@@ -440,14 +440,20 @@ mod tests {
         events_to_batch(&events).unwrap()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_day_batches_skip_the_partition_split_and_write_the_same_segments() {
+    /// A store in a temporary directory with its `events` table.
+    async fn events_table() -> (tempfile::TempDir, DeltaTable) {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(dir.path().to_str().unwrap()).unwrap();
         let table = store
             .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
             .await
             .unwrap();
+        (dir, table)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_day_batches_skip_the_partition_split_and_write_the_same_segments() {
+        let (_dir, table) = events_table().await;
 
         let one_day = vec![
             events_on(&["2026-03-08", "2026-03-08"]),
@@ -525,12 +531,7 @@ mod tests {
         use crate::events::BULK_TEXT_PAGE_BYTES;
         use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
 
-        let dir = tempfile::tempdir().unwrap();
-        let store = EventStore::open(dir.path().to_str().unwrap()).unwrap();
-        let table = store
-            .ensure_table(EVENTS_TABLE, &event_schema(), &[EVENTS_PARTITION_COLUMN])
-            .await
-            .unwrap();
+        let (dir, table) = events_table().await;
         // 48 lines of 24 KiB: 1.1 MiB of `raw`, one page at parquet's default.
         let line_bytes = 24 * 1024;
         let batch = events_on(&["2026-03-08"; 48]);
