@@ -24,6 +24,11 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// runs and still gives memory back to a `--follow` that goes idle.
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
+/// `mi_option_destroy_on_exit` in the same enum. mimalloc's exit handler
+/// (`_mi_auto_process_done`, `c_src/mimalloc/v3/src/init.c`) returns at
+/// once when this option is above 1.
+const MI_OPTION_DESTROY_ON_EXIT: std::ffi::c_int = 22;
+
 extern "C" {
     #[cfg(test)]
     fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
@@ -38,6 +43,22 @@ pub fn set_purge_delay() {
         // index (checked by `purge_delay_option_is_mimallocs`); mimalloc
         // reads it at the next purge.
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
+}
+
+/// Skips mimalloc's clean-up at process exit (its `destroy_on_exit` option
+/// set to 2), unless the user set `MIMALLOC_DESTROY_ON_EXIT`.
+///
+/// At exit mimalloc collects every heap and returns every arena to the OS
+/// (an `madvise` per range), which only matters to a library unloaded from a
+/// running process; the kernel frees a process's memory anyway. After a
+/// 100 MB ingest that clean-up was a quarter of the samples of the run's last
+/// 3 % of wall time, on one core (docs/benchmarks.md, session 21).
+pub fn skip_cleanup_at_exit() {
+    if std::env::var_os("MIMALLOC_DESTROY_ON_EXIT").is_none() {
+        // SAFETY: as in `set_purge_delay`; mimalloc reads the value only in
+        // its exit handler (checked by `exit_option_is_mimallocs`).
+        unsafe { mi_option_set(MI_OPTION_DESTROY_ON_EXIT, 2) };
     }
 }
 
@@ -108,6 +129,20 @@ mod tests {
             unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) },
             PURGE_DELAY_MS
         );
+    }
+
+    /// The index is mimalloc v3's `mi_option_destroy_on_exit`: it reads
+    /// that option's default (0) before [`skip_cleanup_at_exit`] and 2 after.
+    #[test]
+    fn exit_option_is_mimallocs() {
+        if std::env::var_os("MIMALLOC_DESTROY_ON_EXIT").is_some() {
+            return;
+        }
+        // SAFETY: reads one option of the linked mimalloc.
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_DESTROY_ON_EXIT) }, 0);
+        skip_cleanup_at_exit();
+        // SAFETY: as above.
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_DESTROY_ON_EXIT) }, 2);
     }
 
     #[cfg(target_os = "linux")]

@@ -31,6 +31,7 @@ use crate::cli::{
 fn main() -> ExitCode {
     allocator::set_purge_delay();
     allocator::disable_transparent_huge_pages();
+    allocator::skip_cleanup_at_exit();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -108,6 +108,10 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
             }
             continue;
         }
+        // Walk first, then classify: classifying a JSONL file with no
+        // telling name opens it and reads its first line, which for
+        // thousands of transcripts is worth all the cores.
+        let mut files: Vec<(PathBuf, u64)> = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -122,21 +126,22 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
                     continue;
                 }
             };
-            if !entry.file_type().is_file() {
-                continue;
+            if entry.file_type().is_file() {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                files.push((entry.into_path(), size));
             }
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            match classify(entry.path(), false) {
-                Ok(kind) => discovery.sources.push(Source {
-                    path: entry.path().to_path_buf(),
-                    kind,
-                    size,
-                }),
+        }
+        let kinds = crate::on_cores::map_on_cores(
+            &files,
+            64,
+            |(path, _)| classify(path, false),
+            || Err("cannot classify (internal error)".to_string()),
+        );
+        for ((path, size), kind) in files.into_iter().zip(kinds) {
+            match kind {
+                Ok(kind) => discovery.sources.push(Source { path, kind, size }),
                 Err(reason) if reason.is_empty() => {}
-                Err(reason) => discovery.skipped.push(SkippedFile {
-                    path: entry.path().to_path_buf(),
-                    reason,
-                }),
+                Err(reason) => discovery.skipped.push(SkippedFile { path, reason }),
             }
         }
     }

@@ -22,6 +22,7 @@ pub mod discover;
 pub mod jsonl;
 pub mod lines;
 pub mod locality;
+mod on_cores;
 pub mod openclaw;
 pub mod read_order;
 pub mod redaction;

@@ -74,37 +74,19 @@ pub fn order_by_first_record(sources: &mut [Source]) {
     }
 }
 
-/// `(untimed, millis)` of each source, in the order given.
+/// `(untimed, millis)` of each source, in the order given. A peek never
+/// panics on data (every failure is `None`); should a peeking thread panic
+/// (a bug), its sources read as untimed (last), none is lost.
 fn first_record_keys(sources: &[Source]) -> Vec<(bool, Option<i64>)> {
-    let key = |source: &Source| {
-        let millis = first_record_millis(source);
-        (millis.is_none(), millis)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || sources.len() < 64 {
-        return sources.iter().map(key).collect();
-    }
-    let per_thread = sources.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = sources
-            .chunks(per_thread)
-            .map(|part| {
-                (
-                    part.len(),
-                    scope.spawn(move || part.iter().map(key).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|(len, part)| {
-                // A peek never panics on data (every failure is `None`); a
-                // panicking thread would be a bug: its sources read as
-                // untimed (last), none is lost.
-                part.join().unwrap_or_else(|_| vec![(true, None); len])
-            })
-            .collect()
-    })
+    crate::on_cores::map_on_cores(
+        sources,
+        64,
+        |source| {
+            let millis = first_record_millis(source);
+            (millis.is_none(), millis)
+        },
+        || (true, None),
+    )
 }
 
 #[cfg(test)]

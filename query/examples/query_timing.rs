@@ -24,6 +24,7 @@ mod allocator;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     allocator::set_purge_delay();
     allocator::disable_transparent_huge_pages();
+    allocator::skip_cleanup_at_exit();
     let mut args = std::env::args().skip(1);
     let store = args
         .next()

@@ -43,6 +43,19 @@ fn id_key(id: &str) -> u128 {
 /// day, at 414 MB peak RSS).
 pub const STAGE_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
+/// A buffered partition that this many chunks in a row
+/// ([`StagedAppend::stage_batches`] calls) added no rows to is written,
+/// whatever the buffer holds.
+///
+/// An ingest reads its sources oldest first, so a day no recent chunk
+/// touched is complete; writing it then rather than when the buffer
+/// overflows leaves only the last few days to write after the last chunk,
+/// when the reader threads are done and only the writes use the cores
+/// (with a full 32 MiB buffer, the last 0.2 s of a 1.7 s ingest of 100 MB
+/// ran on 1.4 cores), and holds less in memory. A day a later chunk
+/// touches again gets a second segment, which compaction merges.
+const IDLE_STAGES_BEFORE_WRITE: u64 = 2;
+
 /// The rows of one `date` partition waiting to be written.
 #[derive(Default)]
 struct Buffered {
@@ -114,11 +127,12 @@ impl StagedAppend {
 
     /// Deduplicates `batch` (event schema) against the table and against
     /// what was staged before, and buffers its rows per `date` partition.
-    /// Once the buffer holds more than its limit, partitions are sorted by
-    /// (`session_id`, `seq`, `event_id`) and written as segments, least
-    /// recently staged first, then largest, until it is back under the
-    /// limit; the writes go on in the background (at most one per core)
-    /// and [`StagedAppend::commit`] writes the rest and waits for them.
+    /// Partitions the last [`IDLE_STAGES_BEFORE_WRITE`] calls did not touch,
+    /// and, while the buffer holds more than its limit, the least recently
+    /// staged then largest, are sorted by (`session_id`, `seq`, `event_id`)
+    /// and written as segments; the writes go on in the background (at most
+    /// one per core) and [`StagedAppend::commit`] writes the rest and waits
+    /// for them.
     ///
     /// Errors: a schema mismatch; scan, Parquet or storage errors.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
@@ -164,27 +178,34 @@ impl StagedAppend {
                 self.buffered_bytes += bytes;
             }
         }
-        // Write partitions until the buffer is back under its limit: about
-        // one chunk's worth per chunk staged, so writing keeps pace with
-        // reading instead of stalling it in bursts. The partitions no chunk
-        // has touched for longest go first (read oldest-first, those days
-        // are complete: one segment each), then the largest.
-        let mut over = Vec::new();
-        let mut remaining = self.buffered_bytes;
+        self.write_partitions(self.partitions_to_write()).await
+    }
+
+    /// The buffered partitions to write now: every partition the last
+    /// [`IDLE_STAGES_BEFORE_WRITE`] chunks did not touch (read oldest-first,
+    /// such a day is complete: one segment), then, while the buffer is
+    /// still over its limit, the least recently staged and largest. So
+    /// writing keeps pace with reading instead of stalling it in bursts, and
+    /// what is left for [`StagedAppend::commit`] to write after the last
+    /// chunk (when only the writes can use the cores) is the last few days.
+    fn partitions_to_write(&self) -> Vec<i32> {
         let mut by_age: Vec<(u64, usize, i32)> = self
             .buffered
             .iter()
             .map(|(date, b)| (b.last_staged, b.bytes, *date))
             .collect();
         by_age.sort_by_key(|(last, bytes, _)| (*last, std::cmp::Reverse(*bytes)));
-        for (_, bytes, date) in by_age {
-            if remaining <= self.buffer_limit {
+        let mut remaining = self.buffered_bytes;
+        let mut dates = Vec::new();
+        for (last, bytes, date) in by_age {
+            let idle = self.stages - last >= IDLE_STAGES_BEFORE_WRITE;
+            if !idle && remaining <= self.buffer_limit {
                 break;
             }
             remaining -= bytes;
-            over.push(date);
+            dates.push(date);
         }
-        self.write_partitions(over).await
+        dates
     }
 
     /// Starts writing the buffered rows of `dates` as one segment per
@@ -445,4 +466,97 @@ fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArr
                 "batch has no utf8 column {name}"
             )))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use trajectory_schema::{events_to_batch, Event, EventKind};
+
+    /// One event per day in `days`, ids prefixed by `chunk`.
+    fn chunk(chunk: &str, days: &[&str]) -> Vec<RecordBatch> {
+        let events: Vec<Event> = days
+            .iter()
+            .map(|day| {
+                let ts = DateTime::parse_from_rfc3339(&format!("{day}T12:00:00Z"))
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let mut e = Event::new(
+                    format!("{chunk}-{day}"),
+                    ts,
+                    EventKind::LlmCall,
+                    "test",
+                    "ing",
+                    ts,
+                );
+                e.session_id = Some("s".into());
+                e
+            })
+            .collect();
+        vec![events_to_batch(&events).unwrap()]
+    }
+
+    fn day(date: &str) -> i32 {
+        let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+        (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+    }
+
+    /// Segments per `date` value in the committed table.
+    fn segments_per_day(table: &DeltaTable) -> BTreeMap<String, usize> {
+        let mut days = BTreeMap::new();
+        for segment in crate::segments::active_segments(table).unwrap() {
+            let date = segment.partition_values["date"].clone().unwrap();
+            *days.entry(date).or_default() += 1;
+        }
+        days
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_day_no_recent_chunk_touched_is_written_before_the_buffer_fills() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path().to_str().unwrap()).unwrap();
+        let mut staged = store.begin_append().await.unwrap();
+        // Far under the 32 MiB limit throughout.
+        staged
+            .stage_batches(chunk("1", &["2026-03-01"]))
+            .await
+            .unwrap();
+        staged
+            .stage_batches(chunk("2", &["2026-03-02"]))
+            .await
+            .unwrap();
+        assert_eq!(staged.buffered.len(), 2, "nothing is idle yet");
+        staged
+            .stage_batches(chunk("3", &["2026-03-02", "2026-03-03"]))
+            .await
+            .unwrap();
+        // 03-01 was last touched two chunks ago: written; 03-02 is still open.
+        assert_eq!(
+            staged.buffered.keys().copied().collect::<Vec<_>>(),
+            [day("2026-03-02"), day("2026-03-03")]
+        );
+        staged.finish_writes().await.unwrap();
+        assert_eq!(staged.adds.len(), 1);
+        // A later chunk touching a written day gives it a second segment.
+        staged
+            .stage_batches(chunk("4", &["2026-03-01"]))
+            .await
+            .unwrap();
+        let info = CommitInfo {
+            ingest_id: "ing".into(),
+            facts: serde_json::Map::new(),
+        };
+        let outcome = staged.commit(info).await.unwrap();
+        assert_eq!(outcome.rows_added, 5);
+        let table = store.load_table(EVENTS_TABLE).await.unwrap().unwrap();
+        assert_eq!(
+            segments_per_day(&table),
+            BTreeMap::from([
+                ("2026-03-01".to_string(), 2),
+                ("2026-03-02".to_string(), 1),
+                ("2026-03-03".to_string(), 1),
+            ])
+        );
+    }
 }
