@@ -27,6 +27,38 @@ pub fn plain_text(content: &Value) -> Option<String> {
     }
 }
 
+/// [`plain_text`] of a content value the caller is done with, moving the
+/// text out instead of copying it when there is a single piece of it (a
+/// string, or one `text` block: most messages and tool results). The moved
+/// strings are left empty in `content`; serialise it first.
+pub fn take_plain_text(content: &mut Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(std::mem::take(s)),
+        Value::Array(blocks) => {
+            let mut texts: Vec<&mut String> = blocks
+                .iter_mut()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| match b.get_mut("text") {
+                    Some(Value::String(text)) => Some(text),
+                    _ => None,
+                })
+                .collect();
+            match texts.len() {
+                0 => None,
+                1 => Some(std::mem::take(texts[0])),
+                _ => Some(
+                    texts
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+            }
+        }
+        _ => None,
+    }
+}
+
 /// A copy of `value` where every `{"type":"image","data":<base64>}` object
 /// (at any depth) has its `data` replaced by `{"sha256": …, "bytes": …}` of
 /// the base64 text, so the image can be joined on but is not stored.
@@ -120,6 +152,33 @@ fn image_reference(data: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taken_text_is_the_plain_text() {
+        let contents = [
+            serde_json::json!("just a string"),
+            serde_json::json!([{"type": "text", "text": "one block"}]),
+            serde_json::json!([
+                {"type": "thinking", "thinking": "hmm"},
+                {"type": "text", "text": "first"},
+                {"type": "image", "data": "aGk=", "mimeType": "image/png"},
+                {"type": "text", "text": "second"},
+                {"type": "toolCall", "id": "c1", "name": "ls", "arguments": {}}
+            ]),
+            serde_json::json!([{"type": "text", "text": 7}, {"type": "image", "data": "aGk="}]),
+            serde_json::json!([]),
+            serde_json::json!({"type": "text", "text": "an object is not content"}),
+            Value::Null,
+        ];
+        for content in contents {
+            let expected = plain_text(&content);
+            let mut taken = content.clone();
+            assert_eq!(take_plain_text(&mut taken), expected, "{content}");
+        }
+        let mut one = serde_json::json!([{"type": "text", "text": "moved"}]);
+        take_plain_text(&mut one);
+        assert_eq!(one, serde_json::json!([{"type": "text", "text": ""}]));
+    }
 
     #[test]
     fn image_bytes_are_replaced_by_a_reference() {

@@ -59,6 +59,18 @@ pub struct LineRecord<'l> {
     pub sha256: String,
 }
 
+impl LineRecord<'_> {
+    /// What a parser puts in the `raw` of the event that stores the line:
+    /// an empty placeholder, which [`read_lines`] replaces with the line's
+    /// text once the parser is done with the line, moving the line's buffer
+    /// instead of copying it (a copy of every line was ~90 MB of fresh
+    /// memory per 100 MB ingested). A line is never empty (blank lines are
+    /// skipped before parsing), so the placeholder is unambiguous.
+    pub fn raw(&self) -> Option<String> {
+        Some(String::new())
+    }
+}
+
 /// A JSONL format: turns each JSON-object line into events.
 pub trait LineParser {
     /// The `source` column value of this format's events.
@@ -116,7 +128,10 @@ where
         stats.lines += 1;
         stats.bytes += line.len;
         let before = events.len();
-        if let Err(reason) = read_line(&line, context, parser, &mut events) {
+        let read = read_line(&line, context, parser, &mut events);
+        if read.is_ok() {
+            move_line_into_raw(line.bytes, &mut events[before..]);
+        } else if let Err(reason) = read {
             events.truncate(before);
             stats.quarantined += 1;
             let session = parser
@@ -180,6 +195,25 @@ fn read_line<P: LineParser + ?Sized>(
     parser.parse(&record, object, out)
 }
 
+/// Fills the `raw` placeholders ([`LineRecord::raw`]) of a line's events
+/// with the line's text: the first by moving `bytes` (already checked to
+/// be UTF-8 by [`read_line`]), any further one with a copy.
+fn move_line_into_raw(bytes: Vec<u8>, events: &mut [Event]) {
+    let mut placeholders = events
+        .iter_mut()
+        .filter(|e| e.raw.as_deref() == Some(""))
+        .map(|e| &mut e.raw);
+    let Some(first) = placeholders.next() else {
+        return;
+    };
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    for other in placeholders {
+        *other = Some(text.clone());
+    }
+    *first = Some(text);
+}
+
 /// A `quarantined` event for a line that could not be read.
 pub fn quarantined(
     context: &SourceContext,
@@ -224,7 +258,7 @@ pub fn line_event(
     id_parts: &[&str],
 ) -> Event {
     let mut event = line_part_event(context, source, kind, ts, record, id_parts);
-    event.raw = Some(record.text.to_string());
+    event.raw = record.raw();
     event
 }
 
@@ -331,6 +365,15 @@ mod tests {
                 record,
                 &[record.text],
             ));
+            if object.get("twice").is_some() {
+                let part = |id: &str| {
+                    line_part_event(&context, "echo", EventKind::Custom, Utc::now(), record, &[id])
+                };
+                out.push(part("part"));
+                let mut again = part("again");
+                again.raw = record.raw();
+                out.push(again);
+            }
             Ok(())
         }
     }
@@ -357,6 +400,25 @@ mod tests {
         assert_eq!(events[1].error.as_deref(), Some("bad field"));
         assert_eq!(events[1].session_id.as_deref(), Some("hint"));
         assert_eq!(events[1].source_offset, Some(8));
+    }
+
+    #[test]
+    fn every_event_that_stores_the_line_gets_its_exact_text() {
+        let data = "{\"a\":\"é\"}\r\n{\"twice\":1}\n{\"bad\":1}\n{\"a\":3}";
+        let (events, _) = read_jsonl(data.as_bytes(), &context(), &mut Echo).unwrap();
+        let raws: Vec<Option<&str>> = events.iter().map(|e| e.raw.as_deref()).collect();
+        assert_eq!(
+            raws,
+            [
+                Some("{\"a\":\"é\"}"),
+                Some("{\"twice\":1}"),
+                None,
+                Some("{\"twice\":1}"),
+                Some("{\"bad\":1}"),
+                Some("{\"a\":3}"),
+            ]
+        );
+        assert_eq!(events[4].kind, EventKind::Quarantined);
     }
 
     #[test]

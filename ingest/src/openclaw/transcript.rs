@@ -35,7 +35,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use trajectory_schema::{Event, EventKind};
 
-use crate::content::{image_free_json, image_free_object_json, plain_text, without_image_bytes};
+use crate::content::{
+    image_free_json, image_free_object_json, plain_text, take_plain_text, without_image_bytes,
+};
 use crate::jsonl::{
     int_field, line_part_event, parse_time, read_jsonl, str_field, LineParser, LineRecord,
     ReadStats, SourceContext,
@@ -125,7 +127,12 @@ impl LineParser for TranscriptParser<'_> {
     ) -> Result<(), String> {
         let first_line = !self.seen_first_line;
         self.seen_first_line = true;
-        let entry_type = entry.get("type").and_then(Value::as_str).unwrap_or("");
+        let mut entry = entry;
+        let entry_type = entry
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if entry_type == "session" && first_line {
             self.read_header(record, &entry, out);
             return Ok(());
@@ -133,7 +140,7 @@ impl LineParser for TranscriptParser<'_> {
         if first_line {
             self.missing_header = true;
         }
-        self.read_entry(record, entry_type, &entry, out);
+        self.read_entry(record, &entry_type, &mut entry, out);
         Ok(())
     }
 
@@ -201,7 +208,7 @@ impl<'a> TranscriptParser<'a> {
         &mut self,
         record: &LineRecord<'_>,
         entry_type: &str,
-        entry: &Map<String, Value>,
+        entry: &mut Map<String, Value>,
         out: &mut Vec<Event>,
     ) {
         let (entry_id, parent_id) = if self.version >= 2 {
@@ -220,8 +227,12 @@ impl<'a> TranscriptParser<'a> {
         };
         self.previous_entry_id = entry_id.clone();
         let facts = self.facts(record, entry, entry_id, parent_id);
+        if entry_type == "message" {
+            self.read_message(&facts, entry, out);
+            return;
+        }
+        let entry: &Map<String, Value> = entry;
         match entry_type {
-            "message" => self.read_message(&facts, entry, out),
             "model_change" => {
                 let mut event = self.event(EventKind::ModelChange, &facts, "");
                 event.provider = str_field(entry, "provider");
@@ -281,47 +292,61 @@ impl<'a> TranscriptParser<'a> {
         }
     }
 
+    /// A `message` entry. The text of user, assistant and tool-result
+    /// content is moved out of `entry` once the content is serialised.
     fn read_message(
         &mut self,
         facts: &LineFacts<'_>,
-        entry: &Map<String, Value>,
+        entry: &mut Map<String, Value>,
         out: &mut Vec<Event>,
     ) {
-        let Some(Value::Object(message)) = entry.get("message") else {
-            out.push(self.unknown_event(facts, entry));
+        let role = match entry.get("message") {
+            Some(Value::Object(message)) => message
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            _ => {
+                out.push(self.unknown_event(facts, entry));
+                return;
+            }
+        };
+        let Some(Value::Object(message)) = entry.get_mut("message") else {
             return;
         };
-        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        if let "user" | "assistant" | "toolResult" = role.as_str() {
+            let mut content = message
+                .get_mut("content")
+                .map(std::mem::take)
+                .unwrap_or(Value::Null);
+            let content_json = image_free_json(&content);
+            let text = take_plain_text(&mut content);
+            match role.as_str() {
+                "user" => {
+                    let mut event = self.event(EventKind::UserMessage, facts, "");
+                    event.role = Some("user".into());
+                    event.text = text;
+                    event.content = Some(content_json);
+                    out.push(event);
+                }
+                "assistant" => {
+                    self.read_assistant(facts, message, &content, text, content_json, out)
+                }
+                _ => {
+                    let mut event = self.event(EventKind::ToolResult, facts, "");
+                    event.role = Some("toolResult".into());
+                    event.text = text;
+                    event.content = Some(content_json);
+                    self.read_tool_result(message, &mut event);
+                    out.push(event);
+                }
+            }
+            return;
+        }
+        let message: &Map<String, Value> = message;
+        let role = role.as_str();
         let content = message.get("content").unwrap_or(&NULL);
         match role {
-            "user" => {
-                let mut event = self.event(EventKind::UserMessage, facts, "");
-                event.role = Some("user".into());
-                event.text = plain_text(content);
-                event.content = Some(image_free_json(content));
-                out.push(event);
-            }
-            "assistant" => self.read_assistant(facts, message, content, out),
-            "toolResult" => {
-                let mut event = self.event(EventKind::ToolResult, facts, "");
-                event.role = Some("toolResult".into());
-                event.text = plain_text(content);
-                event.content = Some(image_free_json(content));
-                event.tool_call_id = str_field(message, "toolCallId");
-                event.tool_name = str_field(message, "toolName");
-                let is_error = message.get("isError").and_then(Value::as_bool);
-                let status = tool_status(message, is_error, event.text.as_deref());
-                event.tool_is_error = Some(
-                    is_error.unwrap_or(false) || FAILED_TOOL_STATUSES.contains(&status.as_str()),
-                );
-                event.error = message
-                    .get("details")
-                    .and_then(|d| d.get("error"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                event.tool_status = Some(status);
-                out.push(event);
-            }
             "bashExecution" => {
                 let mut event = self.event(EventKind::BashExecution, facts, "");
                 event.role = Some("bashExecution".into());
@@ -372,11 +397,31 @@ impl<'a> TranscriptParser<'a> {
         }
     }
 
+    /// The tool fields of a `toolResult` message's `event` (its text set).
+    fn read_tool_result(&self, message: &Map<String, Value>, event: &mut Event) {
+        event.tool_call_id = str_field(message, "toolCallId");
+        event.tool_name = str_field(message, "toolName");
+        let is_error = message.get("isError").and_then(Value::as_bool);
+        let status = tool_status(message, is_error, event.text.as_deref());
+        event.tool_is_error =
+            Some(is_error.unwrap_or(false) || FAILED_TOOL_STATUSES.contains(&status.as_str()));
+        event.error = message
+            .get("details")
+            .and_then(|d| d.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        event.tool_status = Some(status);
+    }
+
+    /// An `assistant` message: its `text` and `content_json` taken from
+    /// `content` already.
     fn read_assistant(
         &mut self,
         facts: &LineFacts<'_>,
         message: &Map<String, Value>,
         content: &Value,
+        text: Option<String>,
+        content_json: String,
         out: &mut Vec<Event>,
     ) {
         let provider = str_field(message, "provider");
@@ -391,8 +436,8 @@ impl<'a> TranscriptParser<'a> {
         event.provider = provider;
         event.model = str_field(message, "model");
         event.api = str_field(message, "api");
-        event.text = plain_text(content);
-        event.content = Some(image_free_json(content));
+        event.text = text;
+        event.content = Some(content_json);
         event.stop_reason = str_field(message, "stopReason");
         event.error = str_field(message, "errorMessage");
         if let Some(Value::Object(usage)) = message.get("usage") {
@@ -511,7 +556,7 @@ impl<'a> TranscriptParser<'a> {
     /// apart the events of one line.
     fn event(&self, kind: EventKind, facts: &LineFacts<'_>, part: &str) -> Event {
         let mut event = self.part_event(kind, facts, part);
-        event.raw = Some(facts.record.text.to_string());
+        event.raw = facts.record.raw();
         event
     }
 
