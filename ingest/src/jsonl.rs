@@ -367,7 +367,14 @@ mod tests {
             ));
             if object.get("twice").is_some() {
                 let part = |id: &str| {
-                    line_part_event(&context, "echo", EventKind::Custom, Utc::now(), record, &[id])
+                    line_part_event(
+                        &context,
+                        "echo",
+                        EventKind::Custom,
+                        Utc::now(),
+                        record,
+                        &[id],
+                    )
                 };
                 out.push(part("part"));
                 let mut again = part("again");

@@ -14,8 +14,8 @@ use serde_json::json;
 use trajectory_schema::{event_schema, EVENTS_PARTITION_COLUMN};
 
 use crate::events::{
-    existing_event_ids, keep_fresh_rows, sorted_by_session_and_seq, AppendOutcome, CommitInfo,
-    MAX_COMMIT_ATTEMPTS,
+    existing_event_ids, keep_fresh_rows, sorted_by_session_and_seq, sorted_runs_by_session_and_seq,
+    AppendOutcome, CommitInfo, MAX_COMMIT_ATTEMPTS,
 };
 use crate::maintenance::table_arrow_schema;
 use crate::segments::{commit, read_segment, write_segments, CommitFailure, SegmentFile};
@@ -227,13 +227,9 @@ impl StagedAppend {
             }
             let table = self.table.clone();
             self.writing.spawn(async move {
-                match sorted_by_session_and_seq(&batches)? {
-                    Some(sorted) => {
-                        drop(batches);
-                        write_segments(&table, vec![sorted], None).await
-                    }
-                    None => Ok(Vec::new()),
-                }
+                let sorted = sorted_runs_by_session_and_seq(&batches)?;
+                drop(batches);
+                write_segments(&table, sorted, None).await
             });
         }
         Ok(())
