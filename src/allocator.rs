@@ -54,6 +54,8 @@ pub fn set_purge_delay() {
 /// running process; the kernel frees a process's memory anyway. After a
 /// 100 MB ingest that clean-up was a quarter of the samples of the run's last
 /// 3 % of wall time, on one core (docs/benchmarks.md, session 21).
+/// The handler also prints `MIMALLOC_SHOW_STATS`: set
+/// `MIMALLOC_DESTROY_ON_EXIT=0` with it to see the statistics.
 pub fn skip_cleanup_at_exit() {
     if std::env::var_os("MIMALLOC_DESTROY_ON_EXIT").is_none() {
         // SAFETY: as in `set_purge_delay`; mimalloc reads the value only in

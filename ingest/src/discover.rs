@@ -111,33 +111,35 @@ pub fn discover(paths: &[PathBuf]) -> io::Result<Discovery> {
         // Walk first, then classify: classifying a JSONL file with no
         // telling name opens it and reads its first line, which for
         // thousands of transcripts is worth all the cores.
-        let mut files: Vec<(PathBuf, u64)> = Vec::new();
+        // A walk error is kept in its place (its reason instead of a size),
+        // so skipped files are listed in walk order as before.
+        let mut files: Vec<(PathBuf, Result<u64, String>)> = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    discovery.skipped.push(SkippedFile {
-                        path: e
-                            .path()
-                            .map(Path::to_path_buf)
-                            .unwrap_or_else(|| path.clone()),
-                        reason: e.to_string(),
-                    });
-                    continue;
+            match entry {
+                Ok(entry) if entry.file_type().is_file() => {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    files.push((entry.into_path(), Ok(size)));
                 }
-            };
-            if entry.file_type().is_file() {
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                files.push((entry.into_path(), size));
+                Ok(_) => {}
+                Err(e) => files.push((
+                    e.path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| path.clone()),
+                    Err(e.to_string()),
+                )),
             }
         }
         let kinds = crate::on_cores::map_on_cores(
             &files,
             64,
-            |(path, _)| classify(path, false),
+            |(path, walked)| match walked {
+                Ok(_) => classify(path, false),
+                Err(reason) => Err(reason.clone()),
+            },
             || Err("cannot classify (internal error)".to_string()),
         );
-        for ((path, size), kind) in files.into_iter().zip(kinds) {
+        for ((path, walked), kind) in files.into_iter().zip(kinds) {
+            let size = walked.unwrap_or(0);
             match kind {
                 Ok(kind) => discovery.sources.push(Source { path, kind, size }),
                 Err(reason) if reason.is_empty() => {}
