@@ -35,15 +35,25 @@ extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
 }
 
+/// Sets mimalloc `option` (one of the `MI_OPTION_*` indices above) to
+/// `value`, unless the user chose it through its variable `env`.
+fn set_option_unless_chosen(env: &str, option: std::ffi::c_int, value: std::ffi::c_long) {
+    if std::env::var_os(env).is_none() {
+        // SAFETY: mi_option_set only stores the value of a valid option
+        // index (each checked by a unit test against its default); mimalloc
+        // reads it when it next needs it.
+        unsafe { mi_option_set(option, value) };
+    }
+}
+
 /// Sets [`PURGE_DELAY_MS`] unless the user chose one with mimalloc's own
 /// `MIMALLOC_PURGE_DELAY`.
 pub fn set_purge_delay() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set only stores the value of a valid option
-        // index (checked by `purge_delay_option_is_mimallocs`); mimalloc
-        // reads it at the next purge.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
+    set_option_unless_chosen(
+        "MIMALLOC_PURGE_DELAY",
+        MI_OPTION_PURGE_DELAY,
+        PURGE_DELAY_MS,
+    );
 }
 
 /// Skips mimalloc's clean-up at process exit (its `destroy_on_exit` option
@@ -57,11 +67,7 @@ pub fn set_purge_delay() {
 /// The handler also prints `MIMALLOC_SHOW_STATS`: set
 /// `MIMALLOC_DESTROY_ON_EXIT=0` with it to see the statistics.
 pub fn skip_cleanup_at_exit() {
-    if std::env::var_os("MIMALLOC_DESTROY_ON_EXIT").is_none() {
-        // SAFETY: as in `set_purge_delay`; mimalloc reads the value only in
-        // its exit handler (checked by `exit_option_is_mimallocs`).
-        unsafe { mi_option_set(MI_OPTION_DESTROY_ON_EXIT, 2) };
-    }
+    set_option_unless_chosen("MIMALLOC_DESTROY_ON_EXIT", MI_OPTION_DESTROY_ON_EXIT, 2);
 }
 
 /// `PR_SET_THP_DISABLE` and `PR_GET_THP_DISABLE` of `<linux/prctl.h>`.
@@ -114,37 +120,53 @@ pub fn disable_transparent_huge_pages() {
 mod tests {
     use super::*;
 
-    /// The option index is mimalloc v3's `mi_option_purge_delay`: before
-    /// anything sets it, it reads that option's default, and after
-    /// [`set_purge_delay`] it reads our delay. (Tests never run
-    /// `main`, so nothing has set it before.)
-    #[test]
-    fn purge_delay_option_is_mimallocs() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+    /// `option` is the mimalloc option the user's variable `env` sets:
+    /// before anything sets it, it reads that option's `default`, and after
+    /// `set` it reads `ours`. (Tests never run `main`, so nothing has set
+    /// it before.) Skipped when the user set `env`.
+    fn check_option(
+        env: &str,
+        option: std::ffi::c_int,
+        default: std::ffi::c_long,
+        set: fn(),
+        ours: std::ffi::c_long,
+    ) {
+        if std::env::var_os(env).is_some() {
             return;
         }
         // SAFETY: reads one option of the linked mimalloc.
-        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
-        set_purge_delay();
+        assert_eq!(unsafe { mi_option_get(option) }, default, "{env} default");
+        set();
         // SAFETY: as above.
         assert_eq!(
-            unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) },
-            PURGE_DELAY_MS
+            unsafe { mi_option_get(option) },
+            ours,
+            "{env} after setting"
         );
     }
 
-    /// The index is mimalloc v3's `mi_option_destroy_on_exit`: it reads
-    /// that option's default (0) before [`skip_cleanup_at_exit`] and 2 after.
+    /// The index is mimalloc v3's `mi_option_purge_delay` (default 1000 ms).
+    #[test]
+    fn purge_delay_option_is_mimallocs() {
+        check_option(
+            "MIMALLOC_PURGE_DELAY",
+            MI_OPTION_PURGE_DELAY,
+            1000,
+            set_purge_delay,
+            PURGE_DELAY_MS,
+        );
+    }
+
+    /// The index is mimalloc v3's `mi_option_destroy_on_exit` (default 0).
     #[test]
     fn exit_option_is_mimallocs() {
-        if std::env::var_os("MIMALLOC_DESTROY_ON_EXIT").is_some() {
-            return;
-        }
-        // SAFETY: reads one option of the linked mimalloc.
-        assert_eq!(unsafe { mi_option_get(MI_OPTION_DESTROY_ON_EXIT) }, 0);
-        skip_cleanup_at_exit();
-        // SAFETY: as above.
-        assert_eq!(unsafe { mi_option_get(MI_OPTION_DESTROY_ON_EXIT) }, 2);
+        check_option(
+            "MIMALLOC_DESTROY_ON_EXIT",
+            MI_OPTION_DESTROY_ON_EXIT,
+            0,
+            skip_cleanup_at_exit,
+            2,
+        );
     }
 
     #[cfg(target_os = "linux")]
