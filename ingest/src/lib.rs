@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod content;
 pub mod discover;
+pub mod json_spans;
 pub mod jsonl;
 pub mod lines;
 pub mod locality;

@@ -29,9 +29,13 @@
 //! `v1-<line number>` is used, with `parentId` the previous entry, as pi's own
 //! migration does.
 
+use std::borrow::Cow;
 use std::io::{self, BufRead};
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use trajectory_schema::{Event, EventKind};
 
@@ -42,6 +46,7 @@ use crate::jsonl::{
     int_field, line_part_event, parse_time, read_jsonl, str_field, LineParser, LineRecord,
     ReadStats, SourceContext,
 };
+use crate::json_spans;
 use crate::locality::locality_of_provider;
 
 /// The `source` column value of events from this reader.
@@ -104,6 +109,11 @@ pub struct TranscriptParser<'a> {
     previous_entry_id: Option<String>,
     /// Last good timestamp, used when an entry has none.
     last_ts: Option<DateTime<Utc>>,
+    /// Whether message lines are read from their text when they can be
+    /// ([`LineParser::parse_text`]); off only to compare the two paths.
+    typed_messages: bool,
+    /// Lines read from their text.
+    typed_lines: u64,
 }
 
 /// The parts of a line every event of it shares.
@@ -144,6 +154,15 @@ impl LineParser for TranscriptParser<'_> {
         Ok(())
     }
 
+    fn parse_text(&mut self, record: &LineRecord<'_>, out: &mut Vec<Event>) -> bool {
+        if !self.seen_first_line || !self.typed_messages {
+            return false;
+        }
+        let read = self.read_typed_message(record, out);
+        self.typed_lines += u64::from(read);
+        read
+    }
+
     fn session_id(&self) -> Option<&str> {
         Some(&self.session_id)
     }
@@ -178,7 +197,21 @@ impl<'a> TranscriptParser<'a> {
             unknown_entries: 0,
             previous_entry_id: None,
             last_ts: None,
+            typed_messages: true,
+            typed_lines: 0,
         }
+    }
+
+    /// This parser reading every line through its JSON tree, as a reference
+    /// for the text path ([`LineParser::parse_text`]) in tests and benches.
+    pub fn tree_only(mut self) -> TranscriptParser<'a> {
+        self.typed_messages = false;
+        self
+    }
+
+    /// How many lines were read from their text without a JSON tree.
+    pub fn typed_lines(&self) -> u64 {
+        self.typed_lines
     }
 
     fn read_header(
@@ -211,21 +244,14 @@ impl<'a> TranscriptParser<'a> {
         entry: &mut Map<String, Value>,
         out: &mut Vec<Event>,
     ) {
-        let (entry_id, parent_id) = if self.version >= 2 {
-            (
-                str_field(entry, "id"),
-                entry
-                    .get("parentId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            )
-        } else {
-            (
-                Some(format!("v1-{}", record.line.number)),
-                self.previous_entry_id.clone(),
-            )
-        };
-        self.previous_entry_id = entry_id.clone();
+        let (entry_id, parent_id) = self.entry_ids(
+            record,
+            str_field(entry, "id"),
+            entry
+                .get("parentId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
         let facts = self.facts(record, entry, entry_id, parent_id);
         if entry_type == "message" {
             self.read_message(&facts, entry, out);
@@ -314,33 +340,9 @@ impl<'a> TranscriptParser<'a> {
         let Some(Value::Object(message)) = entry.get_mut("message") else {
             return;
         };
-        if let "user" | "assistant" | "toolResult" = role.as_str() {
-            let mut content = message
-                .get_mut("content")
-                .map(std::mem::take)
-                .unwrap_or(Value::Null);
-            let content_json = image_free_json(&content);
-            let text = take_plain_text(&mut content);
-            match role.as_str() {
-                "user" => {
-                    let mut event = self.event(EventKind::UserMessage, facts, "");
-                    event.role = Some("user".into());
-                    event.text = text;
-                    event.content = Some(content_json);
-                    out.push(event);
-                }
-                "assistant" => {
-                    self.read_assistant(facts, message, &content, text, content_json, out)
-                }
-                _ => {
-                    let mut event = self.event(EventKind::ToolResult, facts, "");
-                    event.role = Some("toolResult".into());
-                    event.text = text;
-                    event.content = Some(content_json);
-                    self.read_tool_result(message, &mut event);
-                    out.push(event);
-                }
-            }
+        if let Some(role) = MessageRole::of(&role) {
+            let parts = MessageParts::of_tree(role, message);
+            self.push_message(facts, parts, out);
             return;
         }
         let message: &Map<String, Value> = message;
@@ -397,92 +399,144 @@ impl<'a> TranscriptParser<'a> {
         }
     }
 
-    /// The tool fields of a `toolResult` message's `event` (its text set).
-    fn read_tool_result(&self, message: &Map<String, Value>, event: &mut Event) {
-        event.tool_call_id = str_field(message, "toolCallId");
-        event.tool_name = str_field(message, "toolName");
-        let is_error = message.get("isError").and_then(Value::as_bool);
-        let status = tool_status(message, is_error, event.text.as_deref());
-        event.tool_is_error =
-            Some(is_error.unwrap_or(false) || FAILED_TOOL_STATUSES.contains(&status.as_str()));
-        event.error = message
-            .get("details")
-            .and_then(|d| d.get("error"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        event.tool_status = Some(status);
+    /// Reads a user, assistant or tool-result `message` line from its text
+    /// (see [`LineParser::parse_text`]): the entry's fields are deserialised
+    /// into borrowed, typed structs and `content` (and each tool call's
+    /// block and arguments) is copied from the line instead of parsed into
+    /// a tree and serialised again, when that gives the same bytes
+    /// ([`json_spans::serialises_unchanged`]) and it holds no image. The
+    /// events are the ones [`Self::parse`] makes of the same line; any line
+    /// this path does not cover exactly (another entry type or role, a field
+    /// of an unexpected type, a repeated field, an image, whitespace or a
+    /// fraction in `content`, no timestamp on the entry or message) is
+    /// declined before anything changes.
+    fn read_typed_message(&mut self, record: &LineRecord<'_>, out: &mut Vec<Event>) -> bool {
+        let text = record.text;
+        if !text.starts_with('{') {
+            return false;
+        }
+        let Ok(TypedEntry {
+            entry_type,
+            id,
+            parent_id,
+            timestamp,
+            message: Some(message),
+        }) = serde_json::from_str::<TypedEntry<'_>>(text)
+        else {
+            return false;
+        };
+        let Some(role) = message.role.as_deref().and_then(MessageRole::of) else {
+            return false;
+        };
+        if entry_type != "message" {
+            return false;
+        }
+        let ts = timestamp
+            .as_ref()
+            .and_then(parse_time)
+            .or_else(|| message.timestamp.as_ref().and_then(parse_time));
+        if ts.is_none() {
+            // The tree path would look at `data.timestamp` too.
+            return false;
+        }
+        let Some(message_span) = json_spans::member(text, 0..text.len(), "message") else {
+            return false;
+        };
+        let Some(parts) = MessageParts::of_text(role, message, text, message_span) else {
+            return false;
+        };
+        let (entry_id, parent_id) = self.entry_ids(
+            record,
+            id.map(Cow::into_owned),
+            parent_id.map(Cow::into_owned),
+        );
+        let facts = self.facts_at(record, ts, entry_id, parent_id);
+        self.push_message(&facts, parts, out);
+        true
     }
 
-    /// An `assistant` message: its `text` and `content_json` taken from
-    /// `content` already.
-    fn read_assistant(
-        &mut self,
-        facts: &LineFacts<'_>,
-        message: &Map<String, Value>,
-        content: &Value,
-        text: Option<String>,
-        content_json: String,
-        out: &mut Vec<Event>,
-    ) {
-        let provider = str_field(message, "provider");
-        let kind = if provider.as_deref() == Some("openclaw") {
+    /// The events of a user, assistant or tool-result message.
+    fn push_message(&self, facts: &LineFacts<'_>, parts: MessageParts, out: &mut Vec<Event>) {
+        match parts.role {
+            MessageRole::User => {
+                let mut event = self.event(EventKind::UserMessage, facts, "");
+                event.role = Some("user".into());
+                event.text = parts.text;
+                event.content = Some(parts.content_json);
+                out.push(event);
+            }
+            MessageRole::Assistant => self.push_assistant(facts, parts, out),
+            MessageRole::ToolResult => {
+                let mut event = self.event(EventKind::ToolResult, facts, "");
+                event.role = Some("toolResult".into());
+                event.tool_call_id = parts.tool_call_id;
+                event.tool_name = parts.tool_name;
+                let status = tool_status(&parts.details, parts.is_error, parts.text.as_deref());
+                event.tool_is_error = Some(
+                    parts.is_error.unwrap_or(false)
+                        || FAILED_TOOL_STATUSES.contains(&status.as_str()),
+                );
+                event.error = parts.details.error;
+                event.tool_status = Some(status);
+                event.text = parts.text;
+                event.content = Some(parts.content_json);
+                out.push(event);
+            }
+        }
+    }
+
+    /// An `assistant` message: an `llm_call` (or `injected_message`) and one
+    /// `tool_call` per `toolCall` block.
+    fn push_assistant(&self, facts: &LineFacts<'_>, parts: MessageParts, out: &mut Vec<Event>) {
+        let kind = if parts.provider.as_deref() == Some("openclaw") {
             EventKind::InjectedMessage
         } else {
             EventKind::LlmCall
         };
         let mut event = self.event(kind, facts, "");
         event.role = Some("assistant".into());
-        event.locality = provider.as_deref().map(locality_of_provider);
-        event.provider = provider;
-        event.model = str_field(message, "model");
-        event.api = str_field(message, "api");
-        event.text = text;
-        event.content = Some(content_json);
-        event.stop_reason = str_field(message, "stopReason");
-        event.error = str_field(message, "errorMessage");
-        if let Some(Value::Object(usage)) = message.get("usage") {
-            event.input_tokens = int_field(usage, "input");
-            event.output_tokens = int_field(usage, "output");
-            event.cache_read_tokens = int_field(usage, "cacheRead");
-            event.cache_write_tokens = int_field(usage, "cacheWrite");
-            event.cost_usd = usage
-                .get("cost")
-                .and_then(|c| c.get("total"))
-                .and_then(Value::as_f64);
+        event.locality = parts.provider.as_deref().map(locality_of_provider);
+        event.provider = parts.provider;
+        event.model = parts.model;
+        event.api = parts.api;
+        event.text = parts.text;
+        event.content = Some(parts.content_json);
+        event.stop_reason = parts.stop_reason;
+        event.error = parts.error_message;
+        if let Some(usage) = parts.usage {
+            event.input_tokens = usage.input;
+            event.output_tokens = usage.output;
+            event.cache_read_tokens = usage.cache_read;
+            event.cache_write_tokens = usage.cache_write;
+            event.cost_usd = usage.cost;
         }
         // message.timestamp is the request start (epoch ms); the entry
         // timestamp is the append time, so their difference is the latency.
-        event.latency_ms = message
-            .get("timestamp")
-            .and_then(Value::as_f64)
+        event.latency_ms = parts
+            .request_start_ms
             .map(|start| facts.ts.timestamp_millis() - start as i64)
             .filter(|ms| *ms >= 0);
-        let blocks: &[Value] = content.as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let mut calls = Vec::new();
-        for (index, block) in blocks.iter().enumerate() {
-            if block.get("type").and_then(Value::as_str) != Some("toolCall") {
-                continue;
-            }
-            let mut call =
-                self.part_event(EventKind::ToolCall, facts, &format!("toolCall:{index}"));
-            call.role = Some("assistant".into());
-            call.provider = event.provider.clone();
-            call.model = event.model.clone();
-            call.api = event.api.clone();
-            call.locality = event.locality;
-            call.tool_call_id = block.get("id").and_then(Value::as_str).map(str::to_string);
-            call.tool_name = block
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            call.tool_args = Some(match block.get("arguments") {
-                Some(Value::String(s)) => s.clone(),
-                Some(args) => args.to_string(),
-                None => "{}".to_string(),
-            });
-            call.content = Some(block.to_string());
-            calls.push(call);
-        }
+        let calls: Vec<Event> = parts
+            .tool_calls
+            .into_iter()
+            .map(|part| {
+                let mut call = self.part_event(
+                    EventKind::ToolCall,
+                    facts,
+                    &format!("toolCall:{}", part.index),
+                );
+                call.role = Some("assistant".into());
+                call.provider = event.provider.clone();
+                call.model = event.model.clone();
+                call.api = event.api.clone();
+                call.locality = event.locality;
+                call.tool_call_id = part.id;
+                call.tool_name = part.name;
+                call.tool_args = Some(part.arguments);
+                call.content = Some(part.block_json);
+                call
+            })
+            .collect();
         out.push(event);
         out.extend(calls);
     }
@@ -532,6 +586,27 @@ impl<'a> TranscriptParser<'a> {
         event
     }
 
+    /// The entry id and parent id of an entry whose `id` and `parentId`
+    /// are `id` and `parent` (strings): as written from version 2 on; in v1
+    /// files `v1-<line number>` and the previous entry.
+    fn entry_ids(
+        &mut self,
+        record: &LineRecord<'_>,
+        id: Option<String>,
+        parent: Option<String>,
+    ) -> (Option<String>, Option<String>) {
+        let (entry_id, parent_id) = if self.version >= 2 {
+            (id, parent)
+        } else {
+            (
+                Some(format!("v1-{}", record.line.number)),
+                self.previous_entry_id.clone(),
+            )
+        };
+        self.previous_entry_id = entry_id.clone();
+        (entry_id, parent_id)
+    }
+
     /// Facts shared by every event of a good line.
     fn facts<'l>(
         &mut self,
@@ -540,7 +615,19 @@ impl<'a> TranscriptParser<'a> {
         entry_id: Option<String>,
         parent_id: Option<String>,
     ) -> LineFacts<'l> {
-        let ts = entry_time(entry)
+        self.facts_at(record, entry_time(entry), entry_id, parent_id)
+    }
+
+    /// [`Self::facts`] of an entry whose time is `entry_time`: the last good
+    /// time when it has none, else the ingest's.
+    fn facts_at<'l>(
+        &mut self,
+        record: &'l LineRecord<'l>,
+        entry_time: Option<DateTime<Utc>>,
+        entry_id: Option<String>,
+        parent_id: Option<String>,
+    ) -> LineFacts<'l> {
+        let ts = entry_time
             .or(self.last_ts)
             .unwrap_or(self.context.ingested_at);
         self.last_ts = Some(ts);
@@ -581,6 +668,352 @@ impl<'a> TranscriptParser<'a> {
     }
 }
 
+/// The three message roles whose events [`MessageParts`] describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageRole {
+    User,
+    Assistant,
+    ToolResult,
+}
+
+impl MessageRole {
+    fn of(role: &str) -> Option<MessageRole> {
+        match role {
+            "user" => Some(MessageRole::User),
+            "assistant" => Some(MessageRole::Assistant),
+            "toolResult" => Some(MessageRole::ToolResult),
+            _ => None,
+        }
+    }
+}
+
+/// What the events of a user, assistant or tool-result message are made
+/// of, read from the line's JSON tree ([`MessageParts::of_tree`]) or from its
+/// text ([`MessageParts::of_text`]); fields other than the role's stay `None`.
+struct MessageParts {
+    role: MessageRole,
+    /// Plain text of the content (text blocks joined by `\n`).
+    text: Option<String>,
+    /// `content` as compact JSON, image bytes replaced.
+    content_json: String,
+    provider: Option<String>,
+    model: Option<String>,
+    api: Option<String>,
+    stop_reason: Option<String>,
+    error_message: Option<String>,
+    usage: Option<Usage>,
+    /// `message.timestamp` (epoch ms) of an assistant message: the request start.
+    request_start_ms: Option<f64>,
+    tool_call_id: Option<String>,
+    tool_name: Option<String>,
+    is_error: Option<bool>,
+    details: ToolDetails,
+    tool_calls: Vec<ToolCallPart>,
+}
+
+/// An assistant message's `usage`.
+struct Usage {
+    input: Option<i64>,
+    output: Option<i64>,
+    cache_read: Option<i64>,
+    cache_write: Option<i64>,
+    /// `cost.total`, USD.
+    cost: Option<f64>,
+}
+
+impl Usage {
+    fn of(usage: &Map<String, Value>) -> Usage {
+        Usage {
+            input: int_field(usage, "input"),
+            output: int_field(usage, "output"),
+            cache_read: int_field(usage, "cacheRead"),
+            cache_write: int_field(usage, "cacheWrite"),
+            cost: usage
+                .get("cost")
+                .and_then(|c| c.get("total"))
+                .and_then(Value::as_f64),
+        }
+    }
+}
+
+/// The parts of a tool result's `details` its event reads.
+#[derive(Default)]
+struct ToolDetails {
+    status: Option<String>,
+    exit_code: Option<i64>,
+    error: Option<String>,
+}
+
+impl ToolDetails {
+    fn of(details: Option<&Value>) -> ToolDetails {
+        let string = |key: &str| {
+            details
+                .and_then(|d| d.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        ToolDetails {
+            status: string("status"),
+            exit_code: details
+                .and_then(|d| d.get("exitCode"))
+                .and_then(Value::as_i64),
+            error: string("error"),
+        }
+    }
+}
+
+/// One `toolCall` block of an assistant message.
+struct ToolCallPart {
+    /// Position of the block in `content`.
+    index: usize,
+    id: Option<String>,
+    name: Option<String>,
+    /// `arguments`: a string as it is, anything else as JSON, `{}` when absent.
+    arguments: String,
+    /// The block as JSON.
+    block_json: String,
+}
+
+impl MessageParts {
+    fn new(role: MessageRole, text: Option<String>, content_json: String) -> MessageParts {
+        MessageParts {
+            role,
+            text,
+            content_json,
+            provider: None,
+            model: None,
+            api: None,
+            stop_reason: None,
+            error_message: None,
+            usage: None,
+            request_start_ms: None,
+            tool_call_id: None,
+            tool_name: None,
+            is_error: None,
+            details: ToolDetails::default(),
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// The parts of a message object; its content's text is moved out.
+    fn of_tree(role: MessageRole, message: &mut Map<String, Value>) -> MessageParts {
+        let mut content = message
+            .get_mut("content")
+            .map(std::mem::take)
+            .unwrap_or(Value::Null);
+        let content_json = image_free_json(&content);
+        let text = take_plain_text(&mut content);
+        let message: &Map<String, Value> = message;
+        let mut parts = MessageParts::new(role, text, content_json);
+        match role {
+            MessageRole::User => {}
+            MessageRole::Assistant => {
+                parts.provider = str_field(message, "provider");
+                parts.model = str_field(message, "model");
+                parts.api = str_field(message, "api");
+                parts.stop_reason = str_field(message, "stopReason");
+                parts.error_message = str_field(message, "errorMessage");
+                if let Some(Value::Object(usage)) = message.get("usage") {
+                    parts.usage = Some(Usage::of(usage));
+                }
+                parts.request_start_ms = message.get("timestamp").and_then(Value::as_f64);
+                let blocks: &[Value] = content.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                for (index, block) in blocks.iter().enumerate() {
+                    if block.get("type").and_then(Value::as_str) != Some("toolCall") {
+                        continue;
+                    }
+                    let string = |key: &str| block.get(key).and_then(Value::as_str).map(str::to_string);
+                    parts.tool_calls.push(ToolCallPart {
+                        index,
+                        id: string("id"),
+                        name: string("name"),
+                        arguments: match block.get("arguments") {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(args) => args.to_string(),
+                            None => "{}".to_string(),
+                        },
+                        block_json: block.to_string(),
+                    });
+                }
+            }
+            MessageRole::ToolResult => {
+                parts.tool_call_id = str_field(message, "toolCallId");
+                parts.tool_name = str_field(message, "toolName");
+                parts.is_error = message.get("isError").and_then(Value::as_bool);
+                parts.details = ToolDetails::of(message.get("details"));
+            }
+        }
+        parts
+    }
+
+    /// The parts of `message`, the typed view of the object spanning
+    /// `message_span` in `line`, with `content` (and each tool call's block
+    /// and arguments) copied from the line. `None` when the copy would not
+    /// be what [`Self::of_tree`] writes: an image, bytes serde_json would
+    /// write differently, content that is not a string, an array of
+    /// objects or null.
+    fn of_text(
+        role: MessageRole,
+        message: TypedMessage<'_>,
+        line: &str,
+        message_span: Range<usize>,
+    ) -> Option<MessageParts> {
+        if !line[message_span.clone()].starts_with('{') {
+            return None;
+        }
+        let mut texts: Vec<Cow<'_, str>> = Vec::new();
+        let mut tool_calls = Vec::new();
+        let content_json = if message.content.0 {
+            let span = json_spans::member(line, message_span, "content")?;
+            let content = &line[span.clone()];
+            if memchr::memmem::find(content.as_bytes(), b"\"image\"").is_some()
+                || !json_spans::serialises_unchanged(content)
+            {
+                return None;
+            }
+            match content.as_bytes().first()? {
+                b'"' => texts.push(Cow::Owned(serde_json::from_str::<String>(content).ok()?)),
+                b'[' => {
+                    for (index, span) in json_spans::elements(line, span)?.into_iter().enumerate() {
+                        let json = &line[span.clone()];
+                        if !json.starts_with('{') {
+                            return None;
+                        }
+                        let block = serde_json::from_str::<TypedBlock<'_>>(json).ok()?;
+                        match block.block_type.as_deref() {
+                            Some("text") => texts.extend(block.text),
+                            Some("toolCall") if role == MessageRole::Assistant => {
+                                let arguments = if block.arguments.0 {
+                                    let args = &line[json_spans::member(line, span, "arguments")?];
+                                    if args.starts_with('"') {
+                                        serde_json::from_str::<String>(args).ok()?
+                                    } else {
+                                        args.to_string()
+                                    }
+                                } else {
+                                    "{}".to_string()
+                                };
+                                tool_calls.push(ToolCallPart {
+                                    index,
+                                    id: block.id.map(Cow::into_owned),
+                                    name: block.name.map(Cow::into_owned),
+                                    arguments,
+                                    block_json: json.to_string(),
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                b'n' => {}
+                _ => return None,
+            }
+            content.to_string()
+        } else {
+            "null".to_string()
+        };
+        let text = match texts.len() {
+            0 => None,
+            1 => texts.pop().map(Cow::into_owned),
+            _ => Some(texts.join("\n")),
+        };
+        let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+        let mut parts = MessageParts::new(role, text, content_json);
+        match role {
+            MessageRole::User => {}
+            MessageRole::Assistant => {
+                parts.provider = owned(message.provider);
+                parts.model = owned(message.model);
+                parts.api = owned(message.api);
+                parts.stop_reason = owned(message.stop_reason);
+                parts.error_message = owned(message.error_message);
+                if let Some(Value::Object(usage)) = &message.usage {
+                    parts.usage = Some(Usage::of(usage));
+                }
+                parts.request_start_ms = message.timestamp.as_ref().and_then(Value::as_f64);
+                parts.tool_calls = tool_calls;
+            }
+            MessageRole::ToolResult => {
+                parts.tool_call_id = owned(message.tool_call_id);
+                parts.tool_name = owned(message.tool_name);
+                parts.is_error = message.is_error;
+                parts.details = ToolDetails::of(message.details.as_ref());
+            }
+        }
+        Some(parts)
+    }
+}
+
+/// The fields of a line [`TranscriptParser::read_typed_message`] reads; the
+/// others are skipped unread. A field of another type than declared, or
+/// given twice, fails the deserialisation and the line takes the tree path.
+#[derive(Deserialize)]
+struct TypedEntry<'a> {
+    #[serde(rename = "type", borrow)]
+    entry_type: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "parentId", borrow)]
+    parent_id: Option<Cow<'a, str>>,
+    timestamp: Option<Value>,
+    #[serde(borrow)]
+    message: Option<TypedMessage<'a>>,
+}
+
+/// The `message` of a [`TypedEntry`]; `content` is only noted (copied from
+/// the line's text by [`MessageParts::of_text`]).
+#[derive(Deserialize)]
+struct TypedMessage<'a> {
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(default)]
+    content: Seen,
+    #[serde(borrow)]
+    provider: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    api: Option<Cow<'a, str>>,
+    #[serde(rename = "stopReason", borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(rename = "errorMessage", borrow)]
+    error_message: Option<Cow<'a, str>>,
+    #[serde(rename = "toolCallId", borrow)]
+    tool_call_id: Option<Cow<'a, str>>,
+    #[serde(rename = "toolName", borrow)]
+    tool_name: Option<Cow<'a, str>>,
+    usage: Option<Value>,
+    timestamp: Option<Value>,
+    #[serde(rename = "isError")]
+    is_error: Option<bool>,
+    details: Option<Value>,
+}
+
+/// A content block as [`MessageParts::of_text`] reads it.
+#[derive(Deserialize)]
+struct TypedBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    block_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    arguments: Seen,
+}
+
+/// Whether a field is present (`null` included); its value is skipped.
+#[derive(Default)]
+struct Seen(bool);
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Seen, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Seen(true))
+    }
+}
+
 /// The entry's time: ISO `timestamp`, else `message.timestamp` / `data.timestamp` (epoch ms).
 fn entry_time(entry: &Map<String, Value>) -> Option<DateTime<Utc>> {
     entry
@@ -605,15 +1038,9 @@ fn entry_time(entry: &Map<String, Value>) -> Option<DateTime<Utc>> {
 /// is non-zero (exec says `completed` for a command that exited 3); else
 /// `error` when `isError` is true or the text is a JSON object with
 /// `"status":"error"`, else `ok`.
-fn tool_status(message: &Map<String, Value>, is_error: Option<bool>, text: Option<&str>) -> String {
-    let details = message.get("details");
-    let exit_code = details
-        .and_then(|d| d.get("exitCode"))
-        .and_then(Value::as_i64);
-    if let Some(status) = details
-        .and_then(|d| d.get("status"))
-        .and_then(Value::as_str)
-    {
+fn tool_status(details: &ToolDetails, is_error: Option<bool>, text: Option<&str>) -> String {
+    let exit_code = details.exit_code;
+    if let Some(status) = details.status.as_deref() {
         // OpenClaw's exec reports a command that exited non-zero as
         // `status:"completed"` with `isError:false`; the exit code tells.
         if exit_code.is_some_and(|code| code != 0) && matches!(status, "completed" | "ok") {
@@ -656,6 +1083,129 @@ mod tests {
 
     fn read(data: &str) -> (Vec<Event>, ReadStats) {
         read_transcript(data.as_bytes(), &context()).unwrap()
+    }
+
+    /// Reads `data` through the text path and through the tree path only;
+    /// asserts both give the same events and stats and returns how many
+    /// lines the text path took.
+    fn read_both_ways(data: &[u8], context: &SourceContext) -> u64 {
+        let mut typed = TranscriptParser::new(context);
+        let (events, stats) = read_jsonl(data, context, &mut typed).unwrap();
+        let mut tree = TranscriptParser::new(context).tree_only();
+        let (tree_events, tree_stats) = read_jsonl(data, context, &mut tree).unwrap();
+        assert_eq!(tree.typed_lines(), 0);
+        assert_eq!(stats, tree_stats, "{}", context.source_uri);
+        assert_eq!(events.len(), tree_events.len(), "{}", context.source_uri);
+        for (a, b) in events.iter().zip(&tree_events) {
+            assert_eq!(a, b, "{} line {:?}", context.source_uri, a.source_line);
+        }
+        typed.typed_lines()
+    }
+
+    #[test]
+    fn the_text_path_declines_what_it_cannot_copy_exactly_and_matches_the_tree_path() {
+        let entry = |message: &str| {
+            format!(
+                r#"{{"type":"message","id":"m","parentId":"p","timestamp":"2026-01-01T00:00:01.000Z","message":{message}}}"#
+            )
+        };
+        // (message, taken by the text path)
+        let cases: &[(&str, bool)] = &[
+            (r#"{"role":"user","content":[{"type":"text","text":"hi"}]}"#, true),
+            (r#"{"role":"user","content":"a \"quoted\"\nline \\ \u0007"}"#, true),
+            (r#"{"role":"user","content":null}"#, true),
+            (r#"{"role":"user"}"#, true),
+            (r#"{"role":"user","content":[]}"#, true),
+            (r#"{"role":"user","content":[{"type":"text","text":"a"},{"type":"thinking","thinking":"t"},{"type":"text","text":"b"}]}"#, true),
+            (r#"{"role":"assistant","content":[{"type":"toolCall","id":"c1","name":"exec","arguments":{"command":"ls","n":3}},{"type":"toolCall","id":"c2","name":"x","arguments":null},{"type":"toolCall","id":"c3","name":"y"},{"type":"toolCall","id":"c4","name":"z","arguments":"{\"raw\":true}"}],"provider":"ollama","model":"m","usage":{"input":3,"output":4.7,"cost":{"total":0.5}},"stopReason":"toolUse","timestamp":1767225600500}"#, true),
+            (r#"{"role":"assistant","content":[{"type":"text","text":"x"}],"provider":"openclaw","errorMessage":null,"usage":"none"}"#, true),
+            (r#"{"role":"toolResult","toolCallId":"c1","toolName":"exec","content":[{"type":"text","text":"{\"status\":\"error\"}"}],"details":{"status":"completed","exitCode":2,"error":"boom"},"isError":false}"#, true),
+            (r#"{"role":"toolResult","toolCallId":"c1","content":[{"type":"text","text":"ok"}],"details":[1,2],"isError":null}"#, true),
+            (r#"{"role":"user", "content" : [{"type":"text","text":"outside"}]}"#, true),
+            (r#"{"role":"user","content":[{"type":"text", "text":"inside"}]}"#, false),
+            (r#"{"role":"user","content":[{"type":"text","text":"a\/b"}]}"#, false),
+            (r#"{"role":"user","content":[{"type":"text","text":"\u00e9 \ud83d\ude00"}]}"#, false),
+            (r#"{"role":"assistant","content":[{"type":"toolCall","id":"c","name":"n","arguments":{"t":0.5}}]}"#, false),
+            (r#"{"role":"user","content":[{"type":"image","data":"aGVsbG8=","mimeType":"image/png"}]}"#, false),
+            (r#"{"role":"user","content":[{"type":"text","text":7}]}"#, false),
+            (r#"{"role":"user","content":[["text","hi"]]}"#, false),
+            (r#"{"role":"user","content":{"type":"text","text":"object"}}"#, false),
+            (r#"{"role":"user","role":"assistant","content":"twice"}"#, false),
+            (r#"["user","not an object"]"#, false),
+            (r#"{"role":"bashExecution","command":"ls","output":"a","exitCode":0}"#, false),
+            (r#"{"role":"toolResult","isError":"yes","content":"x"}"#, false),
+            (r#"{"role":"assistant","provider":7,"content":"x"}"#, false),
+        ];
+        let context = context();
+        for (message, taken) in cases {
+            let data = format!("{HEADER_V3}\n{}\n", entry(message));
+            let typed = read_both_ways(data.as_bytes(), &context);
+            assert_eq!(typed, u64::from(*taken), "{message}");
+        }
+        // Entry-level cases: no time anywhere (the tree path looks at
+        // `data.timestamp`), a repeated entry field, a line that is an array,
+        // a non-string id.
+        let lines = [
+            (r#"{"type":"message","id":"m","data":{"timestamp":1767225600000},"message":{"role":"user","content":"x"}}"#, 0),
+            (r#"{"type":"message","id":"m","id":"n","timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"x"}}"#, 0),
+            (r#"["message",null,null,null,{"role":"user","content":"x"}]"#, 0),
+            (r#"{"type":"message","timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"x","timestamp":5}}"#, 1),
+            (r#"{"type":"message","id":5,"timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"x"}}"#, 0),
+        ];
+        for (line, typed) in lines {
+            let data = format!("{HEADER_V3}\n{line}\n");
+            assert_eq!(read_both_ways(data.as_bytes(), &context), typed, "{line}");
+        }
+        // v1: ids from line numbers, parents implicit.
+        let v1 = concat!(
+            r#"{"type":"session","id":"s1","timestamp":"2026-01-01T00:00:00.000Z"}"#,
+            "\n",
+            r#"{"type":"message","timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"x"}}"#,
+            "\n",
+            r#"{"type":"message","timestamp":"2026-01-01T00:00:02.000Z","message":{"role":"assistant","content":[{"type":"text","text":"y"}]}}"#,
+            "\n",
+        );
+        assert_eq!(read_both_ways(v1.as_bytes(), &context), 2);
+        let (events, _) = read(v1);
+        assert_eq!(events[2].entry_id.as_deref(), Some("v1-3"));
+        assert_eq!(events[2].parent_id.as_deref(), Some("v1-2"));
+    }
+
+    #[test]
+    fn the_text_path_matches_the_tree_path_on_real_and_generated_transcripts() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let corpus = tempfile::tempdir().unwrap();
+        trajectory_corpus::generate(corpus.path(), 7, 3_000_000).unwrap();
+        let mut files = Vec::new();
+        for dir in [
+            root.join("examples"),
+            root.join("tests/data"),
+            corpus.path().to_path_buf(),
+        ] {
+            for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
+                let path = entry.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.ends_with(".jsonl") && !name.ends_with(".trajectory.jsonl") {
+                    let data = std::fs::read(path).unwrap();
+                    let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
+                    if is_session_header(first) {
+                        files.push((path.display().to_string(), data));
+                    }
+                }
+            }
+        }
+        assert!(files.len() > 20, "transcripts found: {}", files.len());
+        let (mut typed, mut lines) = (0, 0);
+        for (path, data) in &files {
+            let mut context = context();
+            context.source_uri = path.clone();
+            context.max_line_bytes = DEFAULT_MAX_LINE_BYTES;
+            typed += read_both_ways(data, &context);
+            lines += data.iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        // Most lines of pi's and the generator's files are messages written
+        // by JSON.stringify / serde_json.
+        assert!(typed * 2 > lines, "{typed} of {lines} lines read from text");
     }
 
     const HEADER_V3: &str = r#"{"type":"session","version":3,"id":"sess-1","timestamp":"2026-01-01T00:00:00.000Z","cwd":"/w"}"#;
