@@ -341,14 +341,22 @@ pub fn int_field(object: &Map<String, Value>, key: &str) -> Option<i64> {
 /// milliseconds (integer or fractional).
 pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
     match value {
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        Value::Number(n) => n
-            .as_f64()
-            .and_then(|ms| Utc.timestamp_micros((ms * 1000.0) as i64).single()),
+        Value::String(s) => time_of_text(s),
+        Value::Number(n) => n.as_f64().and_then(time_of_millis),
         _ => None,
     }
+}
+
+/// [`parse_time`] of a string: ISO-8601 with any offset, normalised to UTC.
+pub fn time_of_text(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// [`parse_time`] of a number: epoch milliseconds, fractions kept to the µs.
+pub fn time_of_millis(ms: f64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_micros((ms * 1000.0) as i64).single()
 }
 
 #[cfg(test)]

@@ -34,8 +34,9 @@ use std::io::{self, BufRead};
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Number;
 use serde_json::{Map, Value};
 use trajectory_schema::{Event, EventKind};
 
@@ -44,8 +45,8 @@ use crate::content::{
 };
 use crate::json_spans;
 use crate::jsonl::{
-    int_field, line_part_event, parse_time, read_jsonl, str_field, LineParser, LineRecord,
-    ReadStats, SourceContext,
+    int_field, line_part_event, parse_time, read_jsonl, str_field, time_of_millis, time_of_text,
+    LineParser, LineRecord, ReadStats, SourceContext,
 };
 use crate::locality::locality_of_provider;
 
@@ -433,8 +434,8 @@ impl<'a> TranscriptParser<'a> {
         }
         let ts = timestamp
             .as_ref()
-            .and_then(parse_time)
-            .or_else(|| message.timestamp.as_ref().and_then(parse_time));
+            .and_then(Time::utc)
+            .or_else(|| message.timestamp.as_ref().and_then(Time::utc));
         if ts.is_none() {
             // The tree path would look at `data.timestamp` too.
             return false;
@@ -926,17 +927,33 @@ impl MessageParts {
                 parts.api = owned(message.api);
                 parts.stop_reason = owned(message.stop_reason);
                 parts.error_message = owned(message.error_message);
-                if let Some(Value::Object(usage)) = &message.usage {
-                    parts.usage = Some(Usage::of(usage));
-                }
-                parts.request_start_ms = message.timestamp.as_ref().and_then(Value::as_f64);
+                parts.usage = message.usage.map(|ObjectOf(usage)| Usage {
+                    input: usage.input.as_ref().and_then(whole_number),
+                    output: usage.output.as_ref().and_then(whole_number),
+                    cache_read: usage.cache_read.as_ref().and_then(whole_number),
+                    cache_write: usage.cache_write.as_ref().and_then(whole_number),
+                    cost: usage
+                        .cost
+                        .and_then(|ObjectOf(cost)| cost.total)
+                        .and_then(|total| total.as_f64()),
+                });
+                parts.request_start_ms = match message.timestamp {
+                    Some(Time::Millis(ms)) => Some(ms),
+                    _ => None,
+                };
                 parts.tool_calls = tool_calls;
             }
             MessageRole::ToolResult => {
                 parts.tool_call_id = owned(message.tool_call_id);
                 parts.tool_name = owned(message.tool_name);
                 parts.is_error = message.is_error;
-                parts.details = ToolDetails::of(message.details.as_ref());
+                if let Some(ObjectOf(details)) = message.details {
+                    parts.details = ToolDetails {
+                        status: details.status.map(Cow::into_owned),
+                        exit_code: details.exit_code.and_then(|code| code.as_i64()),
+                        error: details.error.map(Cow::into_owned),
+                    };
+                }
             }
         }
         Some(parts)
@@ -954,7 +971,8 @@ struct TypedEntry<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(rename = "parentId", borrow)]
     parent_id: Option<Cow<'a, str>>,
-    timestamp: Option<Value>,
+    #[serde(borrow)]
+    timestamp: Option<Time<'a>>,
     #[serde(borrow)]
     message: Option<TypedMessage<'a>>,
 }
@@ -981,11 +999,132 @@ struct TypedMessage<'a> {
     tool_call_id: Option<Cow<'a, str>>,
     #[serde(rename = "toolName", borrow)]
     tool_name: Option<Cow<'a, str>>,
-    usage: Option<Value>,
-    timestamp: Option<Value>,
+    usage: Option<ObjectOf<TypedUsage>>,
+    #[serde(borrow)]
+    timestamp: Option<Time<'a>>,
     #[serde(rename = "isError")]
     is_error: Option<bool>,
-    details: Option<Value>,
+    #[serde(borrow)]
+    details: Option<ObjectOf<TypedDetails<'a>>>,
+}
+
+/// An assistant message's `usage`, as the tree path reads it: numbers only.
+#[derive(Deserialize)]
+struct TypedUsage {
+    input: Option<Number>,
+    output: Option<Number>,
+    #[serde(rename = "cacheRead")]
+    cache_read: Option<Number>,
+    #[serde(rename = "cacheWrite")]
+    cache_write: Option<Number>,
+    cost: Option<ObjectOf<TypedCost>>,
+}
+
+/// `usage.cost`.
+#[derive(Deserialize)]
+struct TypedCost {
+    total: Option<Number>,
+}
+
+/// A tool result's `details`, the fields its event reads.
+#[derive(Deserialize)]
+struct TypedDetails<'a> {
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(rename = "exitCode")]
+    exit_code: Option<Number>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
+}
+
+/// [`int_field`] of a number: integers as they are, floats truncated.
+fn whole_number(number: &Number) -> Option<i64> {
+    number
+        .as_i64()
+        .or_else(|| number.as_f64().map(|f| f as i64))
+}
+
+/// A `timestamp` field without a tree: text (ISO-8601), epoch milliseconds,
+/// or anything else (which [`parse_time`] reads as no time).
+enum Time<'a> {
+    Text(Cow<'a, str>),
+    Millis(f64),
+    Other,
+}
+
+impl Time<'_> {
+    /// [`parse_time`] of the same value.
+    fn utc(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Time::Text(text) => time_of_text(text),
+            Time::Millis(ms) => time_of_millis(*ms),
+            Time::Other => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Time<'a>, D::Error> {
+        struct TimeVisitor;
+        impl<'de> Visitor<'de> for TimeVisitor {
+            type Value = Time<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Time<'de>, E> {
+                Ok(Time::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Time<'de>, E> {
+                Ok(Time::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Time<'de>, E> {
+                Ok(Time::Millis(v as f64))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Time<'de>, E> {
+                Ok(Time::Millis(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Time<'de>, E> {
+                Ok(Time::Millis(v))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Time<'de>, E> {
+                Ok(Time::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Time<'de>, E> {
+                Ok(Time::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Time<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Time::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Time<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Time::Other)
+            }
+        }
+        deserializer.deserialize_any(TimeVisitor)
+    }
+}
+
+/// A struct read from a JSON object only: serde's derived structs also take
+/// an array (fields by position), which the tree path reads as no object.
+struct ObjectOf<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOf<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ObjectOf<T>, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(ObjectOf)
+    }
 }
 
 /// A content block as [`MessageParts::of_text`] reads it.
@@ -1130,7 +1269,23 @@ mod tests {
                 true,
             ),
             (
-                r#"{"role":"assistant","content":[{"type":"text","text":"x"}],"provider":"openclaw","errorMessage":null,"usage":"none"}"#,
+                r#"{"role":"assistant","content":[{"type":"text","text":"x"}],"provider":"openclaw","errorMessage":null,"usage":null}"#,
+                true,
+            ),
+            (
+                r#"{"role":"assistant","content":"x","usage":"none"}"#,
+                false,
+            ),
+            (
+                r#"{"role":"assistant","content":"x","usage":[1,2,3,4]}"#,
+                false,
+            ),
+            (
+                r#"{"role":"assistant","content":"x","usage":{"input":"3"}}"#,
+                false,
+            ),
+            (
+                r#"{"role":"assistant","content":"x","usage":{"input":1e2,"cost":{"total":7}},"timestamp":1767225600000.5}"#,
                 true,
             ),
             (
@@ -1138,8 +1293,12 @@ mod tests {
                 true,
             ),
             (
-                r#"{"role":"toolResult","toolCallId":"c1","content":[{"type":"text","text":"ok"}],"details":[1,2],"isError":null}"#,
+                r#"{"role":"toolResult","toolCallId":"c1","content":[{"type":"text","text":"ok"}],"details":{"exitCode":1.5,"status":null},"isError":null}"#,
                 true,
+            ),
+            (
+                r#"{"role":"toolResult","toolCallId":"c1","content":"ok","details":[1,2]}"#,
+                false,
             ),
             (
                 r#"{"role":"user", "content" : [{"type":"text","text":"outside"}]}"#,
@@ -1217,6 +1376,18 @@ mod tests {
             ),
             (
                 r#"{"type":"message","id":5,"timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"x"}}"#,
+                0,
+            ),
+            (
+                r#"{"type":"message","timestamp":"not a time","message":{"role":"user","content":"x","timestamp":1767225600000}}"#,
+                1,
+            ),
+            (
+                r#"{"type":"message","timestamp":{"at":1},"message":{"role":"user","content":"x","timestamp":"2026-01-01T00:00:01+02:00"}}"#,
+                1,
+            ),
+            (
+                r#"{"type":"message","timestamp":[1],"message":{"role":"assistant","content":"x","timestamp":true}}"#,
                 0,
             ),
         ];
