@@ -102,9 +102,10 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memmem;
 use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -1411,7 +1412,12 @@ pub fn strip_inline_images(json_text: &str) -> (Cow<'_, str>, usize) {
     // Both shapes need the word `image` (the `"type":"image"` value or the
     // `data:image/` scheme) and the word `data` (the key or the scheme):
     // text without either is returned borrowed, unparsed.
-    if !json_text.contains("image") || !json_text.contains("data") {
+    static IMAGE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("image"));
+    static DATA: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("data"));
+    // memchr's searchers: `str::contains` was 1 % of an ingest's samples here.
+    let bytes = json_text.as_bytes();
+    if IMAGE.find(bytes).is_none() || DATA.find(bytes).is_none() {
         return (Cow::Borrowed(json_text), 0);
     }
     let Ok(mut value) = serde_json::from_str::<Value>(json_text) else {
