@@ -180,6 +180,83 @@ pub fn serialises_unchanged_without(json: &str, string: Option<&str>) -> bool {
     true
 }
 
+/// Whether a text that serde_json skips without complaint (`IgnoredAny`,
+/// which checks syntax only) would also parse into a `serde_json::Value`,
+/// judged conservatively: `false` for any `\uD800`–`\uDFFF` escape (a lone
+/// surrogate fails the tree parse; pairs are refused too), nesting deeper
+/// than 100 (the tree parse stops at 128), and any number of more than 300
+/// characters or with an exponent of 3 or more digits (out of `f64`'s
+/// range fails it). A reader that skips parts of a line uses this to leave
+/// such lines to the tree parse, which quarantines what it cannot read.
+pub fn within_tree_limits(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'"' => {
+                at += 1;
+                loop {
+                    let Some(found) = bytes
+                        .get(at..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
+                        return true;
+                    };
+                    at += found;
+                    if bytes[at] == b'"' {
+                        at += 1;
+                        break;
+                    }
+                    if bytes.get(at + 1) == Some(&b'u')
+                        && matches!(bytes.get(at + 2), Some(b'd' | b'D'))
+                        && matches!(
+                            bytes.get(at + 3),
+                            Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                        )
+                    {
+                        return false;
+                    }
+                    at += 2;
+                }
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > 100 {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let length = bytes[at..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .count();
+                let number = &bytes[at..at + length];
+                let exponent_digits =
+                    number
+                        .iter()
+                        .position(|b| matches!(b, b'e' | b'E'))
+                        .map_or(0, |e| {
+                            number[e + 1..]
+                                .iter()
+                                .filter(|b| b.is_ascii_digit())
+                                .count()
+                        });
+                if length > 300 || exponent_digits >= 3 {
+                    return false;
+                }
+                at += length;
+                continue;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    true
+}
+
 /// End of the string at `start` if every escape in it is one serde_json
 /// writes itself.
 fn canonical_string_end(bytes: &[u8], start: usize) -> Option<usize> {
@@ -316,5 +393,36 @@ mod tests {
             r#"["images","imag"]"#,
             Some("image")
         ));
+    }
+
+    #[test]
+    fn within_tree_limits_agrees_with_serde_json_where_it_says_yes() {
+        let deep = format!("{}1{}", "[".repeat(129), "]".repeat(129));
+        let fine = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let long = format!("[{}]", "9".repeat(400));
+        let samples = [
+            (r#"{"a":"\ud800","b":1}"#, false),
+            (r#"{"a":"\uD83D\uDE00"}"#, false),
+            (r#"{"a":"\u00e9\\ud800"}"#, true),
+            (r#"{"a":1e400}"#, false),
+            (r#"{"a":1e99,"b":-2.5E+12}"#, true),
+            (deep.as_str(), false),
+            (fine.as_str(), true),
+            (long.as_str(), false),
+            (r#"{"a":[{"b":"x]}\"["}],"c":-0.0}"#, true),
+        ];
+        for (json, expected) in samples {
+            assert_eq!(within_tree_limits(json), expected, "{json}");
+            if expected {
+                assert!(serde_json::from_str::<Value>(json).is_ok(), "{json}");
+            }
+            assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(json).is_ok(),
+                "{json}"
+            );
+        }
+        assert!(serde_json::from_str::<Value>(&deep).is_err());
+        assert!(serde_json::from_str::<Value>(r#"{"a":1e400}"#).is_err());
+        assert!(serde_json::from_str::<Value>(r#"{"a":"\ud800","b":1}"#).is_err());
     }
 }

@@ -413,7 +413,10 @@ impl<'a> TranscriptParser<'a> {
     /// declined before anything changes.
     fn read_typed_message(&mut self, record: &LineRecord<'_>, out: &mut Vec<Event>) -> bool {
         let text = record.text;
-        if !text.starts_with('{') {
+        // The typed structs skip the fields they do not read, and skipping
+        // checks less than the tree parse (lone surrogates, out-of-range
+        // numbers, depth): such lines go to the tree path, which quarantines.
+        if !text.starts_with('{') || !json_spans::within_tree_limits(text) {
             return false;
         }
         let Ok(TypedEntry {
@@ -515,7 +518,7 @@ impl<'a> TranscriptParser<'a> {
         // timestamp is the append time, so their difference is the latency.
         event.latency_ms = parts
             .request_start_ms
-            .map(|start| facts.ts.timestamp_millis() - start as i64)
+            .and_then(|start| facts.ts.timestamp_millis().checked_sub(start as i64))
             .filter(|ms| *ms >= 0);
         let calls: Vec<Event> = parts
             .tool_calls
@@ -1376,6 +1379,18 @@ mod tests {
             ),
             (
                 r#"{"type":"message","id":5,"timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"x"}}"#,
+                0,
+            ),
+            (
+                r#"{"type":"message","x":"\ud800","timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"hi"}}"#,
+                0,
+            ),
+            (
+                r#"{"type":"message","timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"user","content":"hi","x":1e400}}"#,
+                0,
+            ),
+            (
+                r#"{"type":"message","timestamp":"2026-01-01T00:00:01.000Z","message":{"role":"assistant","content":"x","timestamp":-1e300}}"#,
                 0,
             ),
             (
