@@ -20,15 +20,26 @@ fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
 
 /// End (exclusive) of the string whose opening quote is at `start`.
 fn string_end(text: &[u8], start: usize) -> Option<usize> {
+    // A backslash and the character it escapes (`\uXXXX`'s hex digits are
+    // never a quote or a backslash).
+    checked_string_end(text, start, |_, _| Some(2))
+}
+
+/// End (exclusive) of the string whose opening quote is at `start`, asking
+/// `escape(text, at)` about each escape (its backslash at `at`) for the
+/// escape's length in bytes, or `None` to refuse the string.
+fn checked_string_end(
+    text: &[u8],
+    start: usize,
+    escape: impl Fn(&[u8], usize) -> Option<usize>,
+) -> Option<usize> {
     let mut at = start + 1;
     loop {
         at += memchr::memchr2(b'"', b'\\', text.get(at..)?)?;
         if text[at] == b'"' {
             return Some(at + 1);
         }
-        // A backslash and the character it escapes (`\uXXXX`'s hex digits
-        // are never a quote or a backslash).
-        at += 2;
+        at += escape(text, at)?;
     }
 }
 
@@ -195,29 +206,18 @@ pub fn within_tree_limits(json: &str) -> bool {
     while let Some(&byte) = bytes.get(at) {
         match byte {
             b'"' => {
-                at += 1;
-                loop {
-                    let Some(found) = bytes
-                        .get(at..)
-                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-                    else {
-                        return true;
-                    };
-                    at += found;
-                    if bytes[at] == b'"' {
-                        at += 1;
-                        break;
-                    }
-                    if bytes.get(at + 1) == Some(&b'u')
-                        && matches!(bytes.get(at + 2), Some(b'd' | b'D'))
+                let surrogate = |text: &[u8], at: usize| {
+                    text.get(at + 1) == Some(&b'u')
+                        && matches!(text.get(at + 2), Some(b'd' | b'D'))
                         && matches!(
-                            bytes.get(at + 3),
+                            text.get(at + 3),
                             Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
                         )
-                    {
-                        return false;
-                    }
-                    at += 2;
+                };
+                match checked_string_end(bytes, at, |text, at| (!surrogate(text, at)).then_some(2))
+                {
+                    Some(end) => at = end,
+                    None => return false,
                 }
                 continue;
             }
@@ -260,35 +260,25 @@ pub fn within_tree_limits(json: &str) -> bool {
 /// End of the string at `start` if every escape in it is one serde_json
 /// writes itself.
 fn canonical_string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut at = start + 1;
-    loop {
-        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
-        if bytes[at] == b'"' {
-            return Some(at + 1);
+    checked_string_end(bytes, start, |bytes, at| match *bytes.get(at + 1)? {
+        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' => {
+            let hex = bytes.get(at + 2..at + 6)?;
+            let low = match hex[3] {
+                digit @ b'0'..=b'9' => digit - b'0',
+                letter @ b'a'..=b'f' => letter - b'a' + 10,
+                _ => return None,
+            };
+            let code = match &hex[..3] {
+                b"000" => low,
+                b"001" => 16 + low,
+                _ => return None,
+            };
+            // serde_json writes these five with their short escapes.
+            (!matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)).then_some(6)
         }
-        match *bytes.get(at + 1)? {
-            b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
-            b'u' => {
-                let hex = bytes.get(at + 2..at + 6)?;
-                let low = match hex[3] {
-                    digit @ b'0'..=b'9' => digit - b'0',
-                    letter @ b'a'..=b'f' => letter - b'a' + 10,
-                    _ => return None,
-                };
-                let code = match &hex[..3] {
-                    b"000" => low,
-                    b"001" => 16 + low,
-                    _ => return None,
-                };
-                // serde_json writes these five with their short escapes.
-                if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
-                    return None;
-                }
-                at += 6;
-            }
-            _ => return None,
-        }
-    }
+        _ => None,
+    })
 }
 
 #[cfg(test)]
