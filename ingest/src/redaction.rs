@@ -455,10 +455,15 @@ fn builtin() -> &'static Builtin {
         let triggers = RegexSet::new(BUILTIN.iter().map(|spec| spec.trigger))
             .expect("built-in redaction triggers compile");
         let is_key_word = |spec: &Spec| matches!(spec.check, Check::Assignment | Check::Flag);
-        let anchors: Vec<(&str, bool)> = BUILTIN
-            .iter()
-            .flat_map(|spec| spec.anchors.iter().map(|a| (*a, is_key_word(spec))))
-            .collect();
+        // Both key-word rules have the same anchors: each is searched once.
+        let mut anchors: Vec<(&str, bool)> = Vec::new();
+        for spec in BUILTIN {
+            for anchor in spec.anchors {
+                if !anchors.iter().any(|(a, _)| a == anchor) {
+                    anchors.push((*anchor, is_key_word(spec)));
+                }
+            }
+        }
         let other: Vec<&str> = anchors
             .iter()
             .filter(|(_, k)| !k)
@@ -2127,6 +2132,28 @@ mod tests {
             "ingest",
             Utc::now(),
         )
+    }
+
+    /// Each anchor is searched for once: the two key-word rules share
+    /// theirs, and a pattern the screen held twice only made its packed
+    /// searcher verify more candidates.
+    #[test]
+    fn trigger_screen_holds_each_anchor_once() {
+        let builtin = builtin();
+        let mut distinct: Vec<&str> = BUILTIN
+            .iter()
+            .flat_map(|s| s.anchors.iter().copied())
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(builtin.trigger_screen.patterns_len(), distinct.len());
+        assert_eq!(builtin.key_word_pattern.len(), distinct.len());
+        for anchor in distinct {
+            let m = builtin.trigger_screen.find(anchor).expect(anchor);
+            assert_eq!((m.start(), m.end()), (0, anchor.len()), "{anchor}");
+            let is_key_word = KEY_WORD_ANCHORS.contains(&anchor);
+            assert_eq!(builtin.key_word_pattern[m.pattern().as_usize()], is_key_word, "{anchor}");
+        }
     }
 
     #[test]

@@ -283,24 +283,28 @@ const UNCOMPRESSED_COLUMNS: &[&str] = &[
 /// Largest data page of a [`BULK_TEXT_COLUMNS`] column, in bytes of
 /// encoded values (parquet's default: 1 MiB). Each page passes through
 /// buffers of its size three times over (the encoded values, the page, the
-/// compressed page zero-filled to LZ4's worst case first); at 1 MiB those are
+/// compressed page zero-filled to the codec's worst case first); at 1 MiB those are
 /// large allocations that the allocator serves from fresh arena memory, which
 /// the kernel zeroes on first touch (a third of the page-zeroing samples of
-/// the 100 MB ingest, docs/benchmarks.md). LZ4's window is 64 KiB, so larger
-/// pages compress no better.
+/// the 100 MB ingest, docs/benchmarks.md). Snappy's and LZ4's windows are
+/// 64 KiB, so larger pages compress no better.
 pub(crate) const BULK_TEXT_PAGE_BYTES: usize = 128 * 1024;
 
 /// Columns holding the bulk of a segment's bytes (the line, its content and
 /// its text: 93 % of the uncompressed bytes of the 100 MB benchmark history),
-/// stored LZ4 (Parquet `LZ4_RAW`) in the segments an ingest or a
+/// stored Snappy (Parquet `SNAPPY`) in the segments an ingest or a
 /// derived-table write produces and zstd in the segments compaction writes.
-/// zstd level 1 compresses this text at about 200 MB/s on the benchmark
-/// machine and LZ4 at about 600 MB/s, for 2.2x instead of 3.3x smaller
-/// (`zstd -b1` / `lz4 -b1` on the corpus): the write path is CPU-bound.
+/// The write path is CPU-bound: zstd level 1 compresses this text at about
+/// 350 MB/s, LZ4 (`lz4_flex`, parquet's `LZ4_RAW`) at about 600 MB/s and
+/// Snappy (`snap`) at about 700 MB/s, and Snappy's output is 9 % (lines) to
+/// 25 % (text) smaller than LZ4's, so fewer bytes are hashed and written
+/// too (128 KiB pages of the benchmark corpus; docs/benchmarks.md, session
+/// 23). Snappy is also the codec every Parquet reader has had longest (Spark's
+/// and pyarrow's default).
 /// Compaction re-encodes a partition it rewrites at zstd level 3 (an LSM
-/// store's split: LZ4 upper levels, zstd bottom level); a partition it
-/// leaves alone (one file) keeps its LZ4 columns. A name a table lacks is
-/// ignored.
+/// store's split: fast codec in the upper levels, zstd in the bottom one);
+/// a partition it leaves alone (one file) keeps its Snappy columns. A name
+/// a table lacks is ignored.
 const BULK_TEXT_COLUMNS: &[&str] = &[
     "raw",
     "content",
@@ -327,7 +331,7 @@ pub(crate) const COMPACTED_ZSTD_LEVEL: i32 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SegmentEncoding {
     /// Written by an ingest or a derived-table write: [`BULK_TEXT_COLUMNS`]
-    /// in LZ4, the rest zstd level [`WRITE_ZSTD_LEVEL`].
+    /// in Snappy, the rest zstd level [`WRITE_ZSTD_LEVEL`].
     Write,
     /// Written by compaction: zstd level [`COMPACTED_ZSTD_LEVEL`] throughout.
     Compacted,
@@ -363,7 +367,7 @@ pub(crate) fn segment_writer_properties(
     if encoding == SegmentEncoding::Write {
         for column in BULK_TEXT_COLUMNS {
             builder =
-                builder.set_column_compression(ColumnPath::from(*column), Compression::LZ4_RAW);
+                builder.set_column_compression(ColumnPath::from(*column), Compression::SNAPPY);
         }
     }
     for column in UNCOMPRESSED_COLUMNS {
@@ -661,13 +665,13 @@ mod tests {
     use trajectory_schema::{events_to_batch, Event, EventKind};
 
     #[test]
-    fn ingest_segments_store_bulk_text_in_lz4_and_compaction_in_zstd() {
+    fn ingest_segments_store_bulk_text_in_snappy_and_compaction_in_zstd() {
         let write = segment_writer_properties(SegmentEncoding::Write).unwrap();
         let compacted = segment_writer_properties(SegmentEncoding::Compacted).unwrap();
         let zstd = |level| Compression::ZSTD(ZstdLevel::try_new(level).unwrap());
         for column in ["raw", "content", "text", "tool_args", "attributes"] {
             let path = ColumnPath::from(column);
-            assert_eq!(write.compression(&path), Compression::LZ4_RAW, "{column}");
+            assert_eq!(write.compression(&path), Compression::SNAPPY, "{column}");
             assert_eq!(compacted.compression(&path), zstd(3), "{column}");
         }
         let id = ColumnPath::from("event_id");
