@@ -2152,7 +2152,11 @@ mod tests {
             let m = builtin.trigger_screen.find(anchor).expect(anchor);
             assert_eq!((m.start(), m.end()), (0, anchor.len()), "{anchor}");
             let is_key_word = KEY_WORD_ANCHORS.contains(&anchor);
-            assert_eq!(builtin.key_word_pattern[m.pattern().as_usize()], is_key_word, "{anchor}");
+            assert_eq!(
+                builtin.key_word_pattern[m.pattern().as_usize()],
+                is_key_word,
+                "{anchor}"
+            );
         }
     }
 
