@@ -119,6 +119,11 @@ impl QueryEngine {
         // segment is a few row groups: loading each file's page index costs
         // more than the pages it prunes (docs/architecture.md, "Query scans").
         config.options_mut().execution.parquet.enable_page_index = false;
+        // The store writes no bloom filters, yet with this on DataFusion
+        // evaluates every query's predicate against each file's (absent)
+        // filters: 8 % of the audit-query suite over the 51 segments of the
+        // 100 MB benchmark history (docs/benchmarks.md, session 24).
+        config.options_mut().execution.parquet.bloom_filter_on_read = false;
         let ctx = SessionContext::new_with_config(config);
         ctx.register_table(EVENTS_TABLE, table_provider(&table, &ctx).await?)?;
         for (name, sql) in views::view_definitions() {

@@ -318,7 +318,28 @@ const BULK_TEXT_COLUMNS: &[&str] = &[
     "rejected",
 ];
 
-/// zstd level of the other compressed columns of the segments an ingest or a
+/// Columns of identifiers and hashes (hex and UUID text, every value new),
+/// stored zstd level [`WRITE_ZSTD_LEVEL`] in the segments an ingest or a
+/// derived-table write produces; every other compressed column there is
+/// Snappy. Only an entropy coder shrinks high-entropy text: on the 100 MB
+/// benchmark history zstd level 1 stores these five columns in 4.2 MB,
+/// Snappy in 8.3 MB and LZ4 in 8.0 MB. Elsewhere Snappy is within 0.4 MB of
+/// zstd over all the remaining small columns (`ts`, `seq`, `source_uri`,
+/// `source_offset`, `redactions`, ...: 1.4 MB against 1.0 MB) and costs a
+/// reader no codec context: parquet 59 creates a zstd compression and a
+/// decompression context for every compressed column chunk it reads, 14 %
+/// of the "quarantine per source" audit query over the 92 segments of that
+/// history when `source_uri` was zstd (docs/benchmarks.md, session 24). A
+/// name a table lacks is ignored.
+const IDENTIFIER_COLUMNS: &[&str] = &[
+    "event_id",
+    "entry_id",
+    "parent_id",
+    "tool_call_id",
+    "line_sha256",
+];
+
+/// zstd level of [`IDENTIFIER_COLUMNS`] in the segments an ingest or a
 /// derived-table write produces: level 1 compresses about twice as fast as 3
 /// for a few percent more bytes (docs/benchmarks.md).
 pub(crate) const WRITE_ZSTD_LEVEL: i32 = 1;
@@ -330,8 +351,8 @@ pub(crate) const COMPACTED_ZSTD_LEVEL: i32 = 3;
 /// What a segment is encoded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SegmentEncoding {
-    /// Written by an ingest or a derived-table write: [`BULK_TEXT_COLUMNS`]
-    /// in Snappy, the rest zstd level [`WRITE_ZSTD_LEVEL`].
+    /// Written by an ingest or a derived-table write: [`IDENTIFIER_COLUMNS`]
+    /// zstd level [`WRITE_ZSTD_LEVEL`], the other compressed columns Snappy.
     Write,
     /// Written by compaction: zstd level [`COMPACTED_ZSTD_LEVEL`] throughout.
     Compacted,
@@ -345,15 +366,23 @@ pub(crate) enum SegmentEncoding {
 pub(crate) fn segment_writer_properties(
     encoding: SegmentEncoding,
 ) -> Result<WriterProperties, StoreError> {
-    let level = match encoding {
-        SegmentEncoding::Write => WRITE_ZSTD_LEVEL,
-        SegmentEncoding::Compacted => COMPACTED_ZSTD_LEVEL,
+    let zstd = |level| {
+        ZstdLevel::try_new(level)
+            .map(Compression::ZSTD)
+            .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))
     };
-    let level = ZstdLevel::try_new(level)
-        .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
-        .set_max_row_group_row_count(Some(128 * 1024));
+    let mut builder = WriterProperties::builder().set_max_row_group_row_count(Some(128 * 1024));
+    builder = match encoding {
+        SegmentEncoding::Write => {
+            let mut builder = builder.set_compression(Compression::SNAPPY);
+            for column in IDENTIFIER_COLUMNS {
+                builder = builder
+                    .set_column_compression(ColumnPath::from(*column), zstd(WRITE_ZSTD_LEVEL)?);
+            }
+            builder
+        }
+        SegmentEncoding::Compacted => builder.set_compression(zstd(COMPACTED_ZSTD_LEVEL)?),
+    };
     for column in BULK_TEXT_COLUMNS {
         builder = builder
             .set_column_data_page_size_limit(ColumnPath::from(*column), BULK_TEXT_PAGE_BYTES);
@@ -363,12 +392,6 @@ pub(crate) fn segment_writer_properties(
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_statistics_enabled(path, EnabledStatistics::None);
-    }
-    if encoding == SegmentEncoding::Write {
-        for column in BULK_TEXT_COLUMNS {
-            builder =
-                builder.set_column_compression(ColumnPath::from(*column), Compression::SNAPPY);
-        }
     }
     for column in UNCOMPRESSED_COLUMNS {
         builder =
@@ -665,19 +688,38 @@ mod tests {
     use trajectory_schema::{events_to_batch, Event, EventKind};
 
     #[test]
-    fn ingest_segments_store_bulk_text_in_snappy_and_compaction_in_zstd() {
+    fn ingest_segments_store_identifiers_in_zstd_the_rest_in_snappy_and_compaction_in_zstd() {
         let write = segment_writer_properties(SegmentEncoding::Write).unwrap();
         let compacted = segment_writer_properties(SegmentEncoding::Compacted).unwrap();
         let zstd = |level| Compression::ZSTD(ZstdLevel::try_new(level).unwrap());
-        for column in ["raw", "content", "text", "tool_args", "attributes"] {
+        for column in [
+            "raw",
+            "content",
+            "text",
+            "tool_args",
+            "attributes",
+            "ts",
+            "source_uri",
+            "redactions",
+        ] {
             let path = ColumnPath::from(column);
             assert_eq!(write.compression(&path), Compression::SNAPPY, "{column}");
             assert_eq!(compacted.compression(&path), zstd(3), "{column}");
         }
+        for column in IDENTIFIER_COLUMNS {
+            let path = ColumnPath::from(*column);
+            assert_eq!(write.compression(&path), zstd(1), "{column}");
+            assert_eq!(compacted.compression(&path), zstd(3), "{column}");
+        }
         let id = ColumnPath::from("event_id");
-        assert_eq!(write.compression(&id), zstd(1));
-        assert_eq!(compacted.compression(&id), zstd(3));
         let kind = ColumnPath::from("kind");
+        for properties in [&write, &compacted] {
+            // The query engine skips bloom-filter pruning on that promise.
+            for column in ["kind", "session_id", "event_id", "raw"] {
+                let path = ColumnPath::from(column);
+                assert!(properties.bloom_filter_properties(&path).is_none());
+            }
+        }
         assert_eq!(write.compression(&kind), Compression::UNCOMPRESSED);
         assert_eq!(compacted.compression(&kind), Compression::UNCOMPRESSED);
         for properties in [&write, &compacted] {
