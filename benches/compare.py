@@ -532,7 +532,7 @@ def render(r, args):
         "## (a) Ingest: JSONL → committed columnar data",
         "",
         "trajectory does the full job (discovery, checkpoints, normalisation into the event model, "
-        "image stripping, redaction with 17 rules, dedupe by id, sorted Parquet segments (text columns Snappy, the rest zstd), sha256 "
+        "image stripping, redaction with 17 rules, dedupe by id, sorted Parquet segments (Snappy; ids and hashes zstd), sha256 "
         "of each, one Delta commit). DuckDB and polars only convert the transcript JSON to Parquet "
         "(no normalisation, no redaction, no logs).",
         "",
