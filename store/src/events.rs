@@ -328,7 +328,7 @@ const BULK_TEXT_COLUMNS: &[&str] = &[
 /// `source_offset`, `redactions`, ...: 1.4 MB against 1.0 MB) and costs a
 /// reader no codec context: parquet 59 creates a zstd compression and a
 /// decompression context for every compressed column chunk it reads, 14 %
-/// of the "quarantine per source" audit query over the 92 segments of that
+/// of the "quarantine per source" audit query over the 51 segments of that
 /// history when `source_uri` was zstd (docs/benchmarks.md, session 24). A
 /// name a table lacks is ignored.
 const IDENTIFIER_COLUMNS: &[&str] = &[
