@@ -566,4 +566,46 @@ mod tests {
         );
         assert!(pages.len() >= 6, "{pages:?}");
     }
+
+    /// Ingest and compaction both write Data Page v2 (the values are
+    /// compressed straight from the encoder's buffer) with v1's value
+    /// encodings: plain, or a dictionary for the dimension columns, never
+    /// parquet's v2 fallbacks (`DELTA_*`), in the files actually written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn segments_are_data_page_v2_with_plain_or_dictionary_values() {
+        use deltalake::parquet::basic::Encoding;
+        use deltalake::parquet::column::page::Page;
+        use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let (dir, table) = events_table().await;
+        let batch = events_on(&["2026-03-08"; 40]);
+        for target in [None, Some(1 << 20)] {
+            let adds = write_segments(&table, vec![batch.clone()], target)
+                .await
+                .unwrap();
+            assert_eq!(adds.len(), 1);
+            let bytes = std::fs::read(dir.path().join("events").join(&adds[0].path)).unwrap();
+            let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+            let row_group = reader.get_row_group(0).unwrap();
+            let mut data_pages = 0;
+            for column in 0..row_group.num_columns() {
+                let name = row_group.metadata().column(column).column_path().string();
+                for page in row_group.get_column_page_reader(column).unwrap() {
+                    let page = page.unwrap();
+                    match page {
+                        Page::DictionaryPage { .. } => {}
+                        Page::DataPageV2 { encoding, .. } => {
+                            data_pages += 1;
+                            assert!(
+                                matches!(encoding, Encoding::PLAIN | Encoding::RLE_DICTIONARY),
+                                "{name}: {encoding:?} ({target:?})"
+                            );
+                        }
+                        other => panic!("{name}: {:?} ({target:?})", other.page_type()),
+                    }
+                }
+            }
+            assert!(data_pages >= row_group.num_columns(), "{target:?}");
+        }
+    }
 }
