@@ -1,9 +1,19 @@
 //! Per-file work of discovery and read ordering (an open and a short read
-//! per source, thousands of them in a large history) spread over the cores.
+//! per source, thousands of them in a large history) spread over threads.
+
+/// Fewest threads the per-file work is spread over, whatever the core count.
+/// The work is an open and a short read per file: with the files in the page
+/// cache it is CPU work (one thread per core would do), but in a cold run (a
+/// nightly ingest of files nothing has read since they were written) each
+/// read waits on the disk, and only more threads keep more reads in flight.
+/// 100 MB benchmark corpus after `drop_caches`, 2 cores: see
+/// docs/architecture.md ("Discovery and read order on cold files"). With the
+/// files cached the extra threads cost their start, tens of microseconds each.
+const MIN_THREADS: usize = 8;
 
 /// `work` of every item, in the order given, computed on one thread per core
-/// (in contiguous parts) when there are at least `min_items` items and more
-/// than one core, else on the calling thread.
+/// but at least [`MIN_THREADS`] (in contiguous parts) when there are at
+/// least `min_items` items, else on the calling thread.
 ///
 /// `work` must not panic on data; if a thread panics anyway (a bug), each
 /// item of its part gets `on_panic()`, so no item is lost from the result.
@@ -17,8 +27,10 @@ where
     T: Sync,
     R: Send,
 {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < min_items.max(2) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(MIN_THREADS);
+    if items.len() < min_items.max(2) {
         return items.iter().map(work).collect();
     }
     let per_thread = items.len().div_ceil(threads);
@@ -69,8 +81,7 @@ mod tests {
         );
         assert_eq!(out.len(), 200);
         assert_eq!(out[0], Some(0));
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-            assert_eq!(out[150], None);
-        }
+        assert_eq!(out[150], None);
+        assert_eq!(out[149], Some(149), "another thread's part");
     }
 }
