@@ -364,21 +364,14 @@ pub(crate) enum SegmentEncoding {
 /// groups), page statistics on the id and time columns only, no dictionary
 /// on [`FREE_TEXT_COLUMNS`], no compression on [`UNCOMPRESSED_COLUMNS`].
 ///
-/// Pages are Data Page v2 (Parquet format 2.x page headers) with v1's value
-/// encodings: `PLAIN`, or `RLE_DICTIONARY` where a dictionary is on, never
-/// the `DELTA_*` fallbacks parquet picks for v2 by default. Under v1 parquet
-/// 59 copies each page's levels and values into a fresh buffer, then
-/// compresses into a buffer sized to the page and grown to the codec's worst
-/// case (a `realloc` that reads the whole untouched first buffer: 2,100 of the
-/// 3,600 read faults of the 100 MB ingest); a v2 page compresses the
-/// encoder's values straight into the page buffer. On the benchmark VM the
-/// 100 MB ingest went from 1.17–1.24 s to 1.14–1.16 s (docs/architecture.md,
-/// "Segment encoding"; docs/benchmarks.md, session 25). A
-/// page is kept compressed even where the codec did not shrink it, as under
-/// v1 (parquet's default for v2 is to store such a page uncompressed with
-/// `is_compressed = false`, a flag readers have ignored: NVIDIA/cudf#19756). pyarrow,
-/// DuckDB, polars, deltalake and Spark read v2 pages; the reader tests open
-/// these segments.
+/// Pages are Data Page v2 with v1's value encodings (`PLAIN`, or
+/// `RLE_DICTIONARY` where a dictionary is on; never parquet's `DELTA_*`
+/// fallbacks for v2): a v2 page is compressed straight from the encoder's
+/// buffer, where v1 copied it first and grew an untouched buffer to the
+/// codec's worst case. A page stays compressed even where the codec did not
+/// shrink it, as under v1 (no `is_compressed = false` pages, a flag readers
+/// have ignored: NVIDIA/cudf#19756). Why and what it measured:
+/// docs/architecture.md, "Segment encoding".
 pub(crate) fn segment_writer_properties(
     encoding: SegmentEncoding,
 ) -> Result<WriterProperties, StoreError> {
@@ -394,10 +387,10 @@ pub(crate) fn segment_writer_properties(
         .set_data_page_v2_compression_ratio_threshold(f64::MAX);
     builder = match encoding {
         SegmentEncoding::Write => {
+            let identifiers = zstd(WRITE_ZSTD_LEVEL)?;
             let mut builder = builder.set_compression(Compression::SNAPPY);
             for column in IDENTIFIER_COLUMNS {
-                builder = builder
-                    .set_column_compression(ColumnPath::from(*column), zstd(WRITE_ZSTD_LEVEL)?);
+                builder = builder.set_column_compression(ColumnPath::from(*column), identifiers);
             }
             builder
         }
