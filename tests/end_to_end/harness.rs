@@ -92,14 +92,16 @@ impl Workspace {
 }
 
 /// Runs a Python snippet with `python3`, returning stdout; fails the test with
-/// stderr when the script fails (CI installs the packages the tests import).
+/// stderr when the script fails. `scripts/test` puts its virtual environment
+/// (`$CARGO_TARGET_DIR/python`, with the packages the tests import) first on
+/// `PATH`, so `python3` is that environment's.
 pub fn python(script: &str, args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(script)
         .args(args)
         .output()
-        .expect("python3 is installed (see .ci/run)");
+        .expect("python3 on PATH (scripts/test sets up $CARGO_TARGET_DIR/python)");
     assert!(
         out.status.success(),
         "python failed:\n{}",

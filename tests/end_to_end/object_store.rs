@@ -39,7 +39,7 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect(
-                "python3 -m moto.server (pip install 'moto[server]'; see requirements-test.txt)",
+                "python3 -m moto.server (scripts/test installs moto[server] from requirements-test.txt)",
             );
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
