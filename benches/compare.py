@@ -512,7 +512,7 @@ def render(r, args):
         "command). Ratios: their time / our time (> 1: trajectory is faster). Nothing here is a timed test.",
         "",
     ]
-    optimised = args.profile == "release"
+    optimised = args.profile in ("release", "profiling")  # profiling: release with line tables
     if not optimised:
         lines += [
             f"**Smoke run: trajectory was built with the `{args.profile}` cargo profile (unoptimised), so its "

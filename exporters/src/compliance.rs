@@ -205,8 +205,7 @@ pub async fn build_report(
              array_to_string(array_sort(array_distinct(array_agg(x.provider))), ',') AS providers, \
              sum(CASE WHEN x.evidence = 'transcript' THEN 1 ELSE 0 END) AS cloud_calls, \
              coalesce(sum(x.input_tokens), 0) AS input_tokens, \
-             max(x.messages_sent) AS messages_sent, max(x.text_bytes_sent) AS text_bytes_sent, \
-             coalesce(max(CASE WHEN x.evidence = 'transcript' THEN x.seq END), 0) AS last_cloud_seq \
+             max(x.messages_sent) AS messages_sent, max(x.text_bytes_sent) AS text_bytes_sent \
              FROM cloud_exposure x WHERE x.session_id IS NOT NULL \
              GROUP BY x.session_id ORDER BY input_tokens DESC, x.session_id",
         )
@@ -219,55 +218,83 @@ pub async fn build_report(
         let input = ints(&batch, "input_tokens")?;
         let messages_sent = ints(&batch, "messages_sent")?;
         let bytes_sent = ints(&batch, "text_bytes_sent")?;
-        let last_seq = ints(&batch, "last_cloud_seq")?;
         for row in 0..batch.num_rows() {
-            exposed_sessions.push((
-                int_at(&last_seq, row),
-                ExposedSession {
-                    session_id: value(&session, row).unwrap_or_default(),
-                    agent_id: value(&agent, row),
-                    providers: value(&providers, row).unwrap_or_default(),
-                    cloud_calls: int_at(&calls, row),
-                    input_tokens: int_at(&input, row),
-                    messages_sent: int_at(&messages_sent, row),
-                    text_bytes_sent: int_at(&bytes_sent, row),
-                    first_user_message: None,
-                    tool_outputs_sent: Vec::new(),
-                },
-            ));
+            exposed_sessions.push(ExposedSession {
+                session_id: value(&session, row).unwrap_or_default(),
+                agent_id: value(&agent, row),
+                providers: value(&providers, row).unwrap_or_default(),
+                cloud_calls: int_at(&calls, row),
+                input_tokens: int_at(&input, row),
+                messages_sent: int_at(&messages_sent, row),
+                text_bytes_sent: int_at(&bytes_sent, row),
+                first_user_message: None,
+                tool_outputs_sent: Vec::new(),
+            });
         }
     }
-    for (last_seq, session) in &mut exposed_sessions {
-        let id = session.session_id.replace('\'', "''");
-        for batch in engine
-            .collect(&format!(
-                "SELECT text FROM messages WHERE session_id = '{id}' AND kind = 'user_message' \
-                 ORDER BY seq LIMIT 1"
-            ))
-            .await?
-        {
-            let text = strings(&batch, "text")?;
-            if batch.num_rows() > 0 {
-                session.first_user_message = value(&text, 0).map(|t| excerpt(&t));
+    // What each exposed session showed: two aggregate queries over all sessions
+    // at once (one query per session scanned the log once each: 29 minutes
+    // unfinished on 6,000 sessions, issue 26). Texts are cut to the excerpt
+    // length inside the plan, so memory is one excerpt per session, not the
+    // log. The first query keeps every session's first user message (241
+    // characters each) rather than join the exposure window a second time.
+    let cut = EXCERPT_CHARS + 1;
+    let mut first_user: BTreeMap<String, String> = BTreeMap::new();
+    for batch in engine
+        .collect(&format!(
+            "SELECT m.session_id, \
+             first_value(substr(coalesce(m.text, ''), 1, {cut}) ORDER BY m.seq, m.event_id) AS text \
+             FROM messages m WHERE m.kind = 'user_message' AND m.session_id IS NOT NULL \
+             GROUP BY m.session_id"
+        ))
+        .await?
+    {
+        let session = strings(&batch, "session_id")?;
+        let text = strings(&batch, "text")?;
+        for row in 0..batch.num_rows() {
+            if let (Some(id), Some(text)) = (value(&session, row), value(&text, row)) {
+                first_user.insert(id, excerpt(&text));
             }
         }
-        for batch in engine
-            .collect(&format!(
-                "SELECT coalesce(tool_name, '') AS tool_name, coalesce(text, '') AS text FROM messages \
-                 WHERE session_id = '{id}' AND kind = 'tool_result' AND seq < {last_seq} \
-                 ORDER BY seq LIMIT {TOOL_OUTPUTS_PER_SESSION}"
-            ))
-            .await?
-        {
-            let name = strings(&batch, "tool_name")?;
-            let text = strings(&batch, "text")?;
-            for row in 0..batch.num_rows() {
-                session.tool_outputs_sent.push(ToolOutputSent {
-                    tool_name: value(&name, row).unwrap_or_default(),
-                    excerpt: excerpt(&value(&text, row).unwrap_or_default()),
-                });
-            }
+    }
+    // The tool outputs before each session's last cloud call: the transcript
+    // rows of `cloud_exposure` (query/src/views.rs), read from `events`
+    // without the view's window.
+    let mut tool_outputs: BTreeMap<String, Vec<ToolOutputSent>> = BTreeMap::new();
+    for batch in engine
+        .collect(&format!(
+            "WITH last_cloud AS ( \
+               SELECT session_id, max(seq) AS last_seq FROM events \
+               WHERE kind = 'llm_call' AND locality = 'cloud' AND source = 'openclaw_transcript' \
+                 AND session_id IS NOT NULL GROUP BY session_id), \
+             sent AS ( \
+               SELECT m.session_id, m.seq, m.event_id, coalesce(m.tool_name, '') AS tool_name, \
+                 substr(coalesce(m.text, ''), 1, {cut}) AS text, \
+                 row_number() OVER (PARTITION BY m.session_id ORDER BY m.seq, m.event_id) AS n \
+               FROM messages m JOIN last_cloud l ON m.session_id = l.session_id \
+               WHERE m.kind = 'tool_result' AND m.seq < l.last_seq) \
+             SELECT session_id, seq, event_id, tool_name, text FROM sent \
+             WHERE n <= {TOOL_OUTPUTS_PER_SESSION} \
+             ORDER BY session_id, seq, event_id"
+        ))
+        .await?
+    {
+        let session = strings(&batch, "session_id")?;
+        let name = strings(&batch, "tool_name")?;
+        let text = strings(&batch, "text")?;
+        for row in 0..batch.num_rows() {
+            let Some(id) = value(&session, row) else {
+                continue;
+            };
+            tool_outputs.entry(id).or_default().push(ToolOutputSent {
+                tool_name: value(&name, row).unwrap_or_default(),
+                excerpt: excerpt(&value(&text, row).unwrap_or_default()),
+            });
         }
+    }
+    for session in &mut exposed_sessions {
+        session.first_user_message = first_user.remove(&session.session_id);
+        session.tool_outputs_sent = tool_outputs.remove(&session.session_id).unwrap_or_default();
     }
 
     let mut report = ComplianceReport {
@@ -284,7 +311,7 @@ pub async fn build_report(
         quarantined_lines: 0,
         models,
         locality,
-        exposed_sessions: exposed_sessions.into_iter().map(|(_, s)| s).collect(),
+        exposed_sessions,
     };
     for batch in engine
         .collect(

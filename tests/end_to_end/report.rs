@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{public, Workspace};
+use crate::harness::{examples, public, Workspace};
 
 /// A transcript where a cloud model reads a file whose content is hostile HTML.
 fn hostile_transcript(path: &Path) {
@@ -140,4 +140,58 @@ fn compliance_numbers_per_provider_and_locality() {
         text.contains("| ollama | qwen3.5:9b | local | 4 | 4 |"),
         "{text}"
     );
+}
+
+/// The report's excerpts per exposed session come from two aggregate queries
+/// over all sessions (issue 26); they must equal what one query per session
+/// gives: the first user message, and the first five tool outputs before the
+/// session's last cloud call, each cut to 240 characters and an ellipsis.
+#[test]
+fn exposed_session_excerpts_equal_per_session_queries() {
+    let ws = Workspace::new();
+    ws.ingest(&[&examples()]);
+    let report = ws.path("report.json");
+    ws.ok(["report", "compliance", "--out", report.to_str().unwrap()]);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let exposed = r["exposed_sessions"].as_array().unwrap();
+    assert!(exposed.len() >= 2, "the examples reach a cloud provider in several sessions");
+    let excerpt = |text: &str| {
+        let mut out: String = text.chars().take(240).collect();
+        if text.chars().count() > 240 {
+            out.push('…');
+        }
+        out
+    };
+    let mut with_outputs = 0;
+    for session in exposed {
+        let id = session["session_id"].as_str().unwrap().replace('\'', "''");
+        let first = ws.sql(&format!(
+            "SELECT text FROM messages WHERE session_id = '{id}' AND kind = 'user_message' \
+             ORDER BY seq, event_id LIMIT 1"
+        ));
+        let expected_first = first
+            .first()
+            .map(|row| Value::String(excerpt(row["text"].as_str().unwrap_or(""))))
+            .unwrap_or(Value::Null);
+        assert_eq!(session["first_user_message"], expected_first, "{id}");
+        let outputs = ws.sql(&format!(
+            "SELECT coalesce(tool_name, '') AS tool_name, coalesce(text, '') AS text \
+             FROM messages WHERE session_id = '{id}' AND kind = 'tool_result' AND seq < \
+               (SELECT coalesce(max(seq), 0) FROM cloud_exposure \
+                WHERE session_id = '{id}' AND evidence = 'transcript') \
+             ORDER BY seq, event_id LIMIT 5"
+        ));
+        let expected: Vec<Value> = outputs
+            .iter()
+            .map(|row| {
+                serde_json::json!({
+                    "tool_name": row["tool_name"],
+                    "excerpt": excerpt(row["text"].as_str().unwrap()),
+                })
+            })
+            .collect();
+        assert_eq!(session["tool_outputs_sent"].as_array().unwrap(), &expected, "{id}");
+        with_outputs += usize::from(!expected.is_empty());
+    }
+    assert!(with_outputs > 0, "some exposed session sent tool outputs");
 }
