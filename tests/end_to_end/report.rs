@@ -154,7 +154,10 @@ fn exposed_session_excerpts_equal_per_session_queries() {
     ws.ok(["report", "compliance", "--out", report.to_str().unwrap()]);
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let exposed = r["exposed_sessions"].as_array().unwrap();
-    assert!(exposed.len() >= 2, "the examples reach a cloud provider in several sessions");
+    assert!(
+        exposed.len() >= 2,
+        "the examples reach a cloud provider in several sessions"
+    );
     let excerpt = |text: &str| {
         let mut out: String = text.chars().take(240).collect();
         if text.chars().count() > 240 {
@@ -190,7 +193,11 @@ fn exposed_session_excerpts_equal_per_session_queries() {
                 })
             })
             .collect();
-        assert_eq!(session["tool_outputs_sent"].as_array().unwrap(), &expected, "{id}");
+        assert_eq!(
+            session["tool_outputs_sent"].as_array().unwrap(),
+            &expected,
+            "{id}"
+        );
         with_outputs += usize::from(!expected.is_empty());
     }
     assert!(with_outputs > 0, "some exposed session sent tool outputs");
