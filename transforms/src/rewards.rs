@@ -399,6 +399,101 @@ impl Annotations {
     }
 }
 
+/// What the process-signal detectors read: one LLM call (a step) of a turn,
+/// with the session's fallback decisions, the annotations and the parameters.
+pub struct Step<'a> {
+    pub session: &'a Session,
+    pub turn: &'a Turn,
+    /// Position of the call in `session.events`.
+    pub call: usize,
+    /// Positions of the call's tool calls, in order.
+    pub tool_calls: Vec<usize>,
+    /// Whether this is the turn's last LLM call, the one the next user
+    /// message (and a judge of the turn) speaks about.
+    pub is_last_call: bool,
+    /// The session's fallback decisions.
+    pub decisions: &'a [&'a SideEvent],
+    pub annotations: &'a Annotations,
+    pub params: &'a RewardParams,
+}
+
+impl<'a> Step<'a> {
+    /// The step of the LLM call at position `call` of `turn`.
+    pub fn new(
+        session: &'a Session,
+        turn: &'a Turn,
+        call: usize,
+        decisions: &'a [&'a SideEvent],
+        annotations: &'a Annotations,
+        params: &'a RewardParams,
+    ) -> Step<'a> {
+        Step {
+            session,
+            turn,
+            call,
+            tool_calls: turn.tool_calls_of(session, call),
+            is_last_call: turn.llm_calls(session).last() == Some(call),
+            decisions,
+            annotations,
+            params,
+        }
+    }
+
+    /// The LLM call's event.
+    fn event(&self) -> &'a TranscriptEvent {
+        &self.session.events[self.call]
+    }
+
+    /// The event id at position `i`.
+    fn id(&self, i: usize) -> String {
+        self.session.events[i].event_id.clone()
+    }
+
+    /// The name of the tool call at position `c` (`tool` when it has none).
+    fn tool_name(&self, c: usize) -> &'a str {
+        self.session.events[c]
+            .tool_name
+            .as_deref()
+            .unwrap_or("tool")
+    }
+
+    /// The positions of the results of the call's tool calls that have one.
+    fn results(&self) -> Vec<usize> {
+        self.tool_calls
+            .iter()
+            .filter_map(|&c| self.turn.result_of(self.session, c))
+            .collect()
+    }
+
+    /// The next user message, when this is the turn's last call.
+    fn next_user(&self) -> Option<usize> {
+        self.turn.next_user.filter(|_| self.is_last_call)
+    }
+}
+
+/// A process-signal detector: the signal's row for a step, if it fires.
+type StepDetector = fn(&Step) -> Option<Fired>;
+
+/// Every process-signal detector, in the order their rows are written
+/// (`docs/datasets.md`, "Process signals"). `explicit_feedback` has two: the
+/// next user message as a reaction, and feedback annotations.
+const STEP_DETECTORS: [StepDetector; 14] = [
+    tool_error,
+    tool_success,
+    malformed_tool_args,
+    repeated_call,
+    call_aborted,
+    call_truncated,
+    call_error,
+    fallback,
+    user_reask,
+    user_correction,
+    user_thanks,
+    reaction_feedback,
+    annotated_feedback,
+    judge,
+];
+
 /// The process signals of the LLM call at position `call` of `turn`.
 /// `decisions` are the session's fallback decisions.
 pub fn step_signals(
@@ -409,257 +504,315 @@ pub fn step_signals(
     annotations: &Annotations,
     params: &RewardParams,
 ) -> Vec<Fired> {
-    let events = &session.events;
-    let event = &events[call];
-    let id = |i: usize| events[i].event_id.clone();
-    let mut out = Vec::new();
-    let tool_calls = turn.tool_calls_of(session, call);
-    // Tool results: failures and success.
-    let mut failures = Vec::new();
-    let mut results = Vec::new();
-    for &c in &tool_calls {
-        if let Some(r) = turn.result_of(session, c) {
-            results.push(r);
-            if let Some(why) = tool_failure(&events[r]) {
-                let name = events[c].tool_name.as_deref().unwrap_or("tool");
-                failures.push((r, format!("{name}: {why}")));
-            }
-        }
+    let step = Step::new(session, turn, call, decisions, annotations, params);
+    STEP_DETECTORS
+        .iter()
+        .filter_map(|detect| detect(&step))
+        .collect()
+}
+
+/// `tool_error`: a result of the call's tool calls failed ([`tool_failure`]).
+fn tool_error(step: &Step) -> Option<Fired> {
+    let events = &step.session.events;
+    let failures: Vec<(usize, String)> = step
+        .tool_calls
+        .iter()
+        .filter_map(|&c| {
+            let r = step.turn.result_of(step.session, c)?;
+            let why = tool_failure(&events[r])?;
+            Some((r, format!("{}: {why}", step.tool_name(c))))
+        })
+        .collect();
+    if failures.is_empty() {
+        return None;
     }
-    if !failures.is_empty() {
-        let evidence = failures
-            .iter()
-            .map(|(_, w)| w.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut ids = vec![id(call)];
-        ids.extend(failures.iter().map(|(r, _)| id(*r)));
-        out.push(fired(ProcessSignal::ToolError, -1.0, evidence, ids));
-    } else if !tool_calls.is_empty() && results.len() == tool_calls.len() {
-        let mut ids = vec![id(call)];
-        ids.extend(results.iter().map(|&r| id(r)));
-        out.push(fired(
-            ProcessSignal::ToolSuccess,
-            1.0,
-            format!("{} tool result(s), none failed", results.len()),
-            ids,
-        ));
+    let evidence = failures
+        .iter()
+        .map(|(_, w)| w.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut ids = vec![step.id(step.call)];
+    ids.extend(failures.iter().map(|(r, _)| step.id(*r)));
+    Some(fired(ProcessSignal::ToolError, -1.0, evidence, ids))
+}
+
+/// `tool_success`: the call made tool calls, each has a result, none failed.
+fn tool_success(step: &Step) -> Option<Fired> {
+    let results = step.results();
+    let all_answered = !step.tool_calls.is_empty() && results.len() == step.tool_calls.len();
+    let none_failed = results
+        .iter()
+        .all(|&r| tool_failure(&step.session.events[r]).is_none());
+    if !(all_answered && none_failed) {
+        return None;
     }
-    // Malformed arguments.
-    for &c in &tool_calls {
-        if let Some(problem) = malformed_args(events[c].tool_args.as_deref()) {
-            let name = events[c].tool_name.as_deref().unwrap_or("tool");
-            out.push(fired(
-                ProcessSignal::MalformedToolArgs,
-                -1.0,
-                format!("{name}: {problem}"),
-                vec![id(call), id(c)],
-            ));
-            break;
-        }
-    }
-    // Loops: a tool call identical to the turn's previous tool call.
-    let all_calls: Vec<usize> = turn
+    let mut ids = vec![step.id(step.call)];
+    ids.extend(results.iter().map(|&r| step.id(r)));
+    Some(fired(
+        ProcessSignal::ToolSuccess,
+        1.0,
+        format!("{} tool result(s), none failed", results.len()),
+        ids,
+    ))
+}
+
+/// `malformed_tool_args`: the first tool call whose arguments are not a JSON
+/// object ([`malformed_args`]).
+fn malformed_tool_args(step: &Step) -> Option<Fired> {
+    step.tool_calls.iter().find_map(|&c| {
+        let problem = malformed_args(step.session.events[c].tool_args.as_deref())?;
+        Some(fired(
+            ProcessSignal::MalformedToolArgs,
+            -1.0,
+            format!("{}: {problem}", step.tool_name(c)),
+            vec![step.id(step.call), step.id(c)],
+        ))
+    })
+}
+
+/// `repeated_call`: a tool call of the call identical to the turn's previous
+/// tool call (a loop).
+fn repeated_call(step: &Step) -> Option<Fired> {
+    let events = &step.session.events;
+    let all_calls: Vec<usize> = step
+        .turn
         .events
         .iter()
         .copied()
         .filter(|&i| events[i].kind == "tool_call")
         .collect();
-    for &c in &tool_calls {
-        let Some(k) = all_calls.iter().position(|&x| x == c) else {
-            continue;
-        };
-        if k > 0 && call_identity(&events[all_calls[k - 1]]) == call_identity(&events[c]) {
-            let name = events[c].tool_name.as_deref().unwrap_or("tool");
-            out.push(fired(
+    step.tool_calls.iter().find_map(|&c| {
+        let k = all_calls.iter().position(|&x| x == c)?;
+        let previous = *all_calls.get(k.checked_sub(1)?)?;
+        (call_identity(&events[previous]) == call_identity(&events[c])).then(|| {
+            fired(
                 ProcessSignal::RepeatedCall,
                 -1.0,
-                format!("{name} called again with identical arguments"),
-                vec![id(call), id(all_calls[k - 1]), id(c)],
-            ));
-            break;
-        }
-    }
-    // Stop reasons.
-    match event.stop_reason.as_deref() {
-        Some("aborted") => out.push(fired(
+                format!(
+                    "{} called again with identical arguments",
+                    step.tool_name(c)
+                ),
+                vec![step.id(step.call), step.id(previous), step.id(c)],
+            )
+        })
+    })
+}
+
+/// `call_aborted`: `stop_reason = 'aborted'`.
+fn call_aborted(step: &Step) -> Option<Fired> {
+    (step.event().stop_reason.as_deref() == Some("aborted")).then(|| {
+        fired(
             ProcessSignal::CallAborted,
             -1.0,
             "stop_reason aborted".into(),
-            vec![id(call)],
-        )),
-        Some("length") => out.push(fired(
+            vec![step.id(step.call)],
+        )
+    })
+}
+
+/// `call_truncated`: `stop_reason = 'length'`.
+fn call_truncated(step: &Step) -> Option<Fired> {
+    (step.event().stop_reason.as_deref() == Some("length")).then(|| {
+        fired(
             ProcessSignal::CallTruncated,
             -1.0,
             "stop_reason length".into(),
-            vec![id(call)],
-        )),
-        _ if event.is_failed_call() => out.push(fired(
+            vec![step.id(step.call)],
+        )
+    })
+}
+
+/// `call_error`: a failed call whose stop reason is neither `aborted` nor
+/// `length` (those have their own signals).
+fn call_error(step: &Step) -> Option<Fired> {
+    let event = step.event();
+    let stop = event.stop_reason.as_deref();
+    (event.is_failed_call() && !matches!(stop, Some("aborted" | "length"))).then(|| {
+        fired(
             ProcessSignal::CallError,
             -1.0,
-            format!(
-                "stop_reason {}",
-                event.stop_reason.as_deref().unwrap_or("none")
-            ),
-            vec![id(call)],
-        )),
-        _ => {}
+            format!("stop_reason {}", stop.unwrap_or("none")),
+            vec![step.id(step.call)],
+        )
+    })
+}
+
+/// `fallback`: after a failed call, the next event of the turn naming a model
+/// (an LLM call, a model change or a `model-snapshot`) names another one
+/// (−1 local → cloud, else −0.5); else a fallback decision of the session
+/// within 2 minutes of the call and the turn (−0.5).
+fn fallback(step: &Step) -> Option<Fired> {
+    let events = &step.session.events;
+    let event = step.event();
+    if !event.is_failed_call() {
+        return None;
     }
-    // Fallback after a failure: the next event of the turn naming a model
-    // (an LLM call, a model change or a `model-snapshot`) names another one.
-    if event.is_failed_call() {
-        let next = turn
-            .events
-            .iter()
-            .copied()
-            .skip_while(|&i| i != call)
-            .skip(1)
-            .find(|&i| {
-                let e = &events[i];
-                e.provider.is_some()
-                    && (matches!(e.kind.as_str(), "llm_call" | "model_change")
-                        || (e.kind == "custom" && e.role.as_deref() == Some("model-snapshot")))
-            });
-        let label = |e: &TranscriptEvent| {
-            format!(
-                "{} {}/{}",
-                e.locality.as_deref().unwrap_or("unknown"),
-                e.provider.as_deref().unwrap_or("?"),
-                e.model.as_deref().unwrap_or("?")
-            )
-        };
-        let switched = next.filter(|&n| {
-            (events[n].provider.as_deref(), events[n].model.as_deref())
-                != (event.provider.as_deref(), event.model.as_deref())
+    let label = |e: &TranscriptEvent| {
+        format!(
+            "{} {}/{}",
+            e.locality.as_deref().unwrap_or("unknown"),
+            e.provider.as_deref().unwrap_or("?"),
+            e.model.as_deref().unwrap_or("?")
+        )
+    };
+    let next = step
+        .turn
+        .events
+        .iter()
+        .copied()
+        .skip_while(|&i| i != step.call)
+        .skip(1)
+        .find(|&i| {
+            let e = &events[i];
+            e.provider.is_some()
+                && (matches!(e.kind.as_str(), "llm_call" | "model_change")
+                    || (e.kind == "custom" && e.role.as_deref() == Some("model-snapshot")))
         });
-        if let Some(n) = switched {
-            let to_cloud = event.locality.as_deref() == Some("local")
-                && events[n].locality.as_deref() == Some("cloud");
-            out.push(fired(
-                ProcessSignal::Fallback,
-                if to_cloud { -1.0 } else { -0.5 },
-                format!("{} -> {}", label(event), label(&events[n])),
-                vec![id(call), id(n)],
-            ));
-        } else {
-            let window_end = turn
-                .events
-                .iter()
-                .map(|&i| events[i].ts_us)
-                .max()
-                .unwrap_or(event.ts_us);
-            let decision = decisions.iter().find(|d| {
-                matches!(
-                    d.decision.as_deref(),
-                    Some("fallback_model" | "candidate_failed" | "next_fallback")
-                ) && d.ts_us >= event.ts_us - 120_000_000
-                    && d.ts_us <= window_end + 120_000_000
-                    && (d.requested_provider.is_none() || d.requested_provider == event.provider)
-            });
-            if let Some(d) = decision {
-                out.push(fired(
-                    ProcessSignal::Fallback,
-                    -0.5,
-                    format!(
-                        "{} -> fallback decision {} (next {}/{})",
-                        label(event),
-                        d.decision.as_deref().unwrap_or("?"),
-                        d.next_provider.as_deref().unwrap_or("?"),
-                        d.next_model.as_deref().unwrap_or("?")
-                    ),
-                    vec![id(call), d.event_id.clone()],
-                ));
-            }
-        }
-    }
-    // The next user message judges the turn's last call.
-    let is_last_call = turn.llm_calls(session).last() == Some(call);
-    if let (true, Some(next)) = (is_last_call, turn.next_user) {
-        let prompt = events[turn.user()].text_or_empty();
-        let reply = events[next].text_or_empty();
-        let ids = vec![id(call), id(next)];
-        let similarity = jaccard(prompt, reply, REASK_SHINGLE_WORDS);
-        if similarity >= params.reask_threshold {
-            out.push(fired(
-                ProcessSignal::UserReask,
-                -1.0,
-                format!(
-                    "next user message Jaccard {similarity:.2} >= {:.2} with the prompt",
-                    params.reask_threshold
-                ),
-                ids.clone(),
-            ));
-        }
-        if is_correction(reply) {
-            out.push(fired(
-                ProcessSignal::UserCorrection,
-                -1.0,
-                "next user message is a correction".into(),
-                ids.clone(),
-            ));
-        }
-        if is_thanks(reply) {
-            out.push(fired(
-                ProcessSignal::UserThanks,
-                1.0,
-                "next user message thanks or approves".into(),
-                ids.clone(),
-            ));
-        }
-        if let Some(value) = explicit_feedback(reply) {
-            out.push(fired(
-                ProcessSignal::ExplicitFeedback,
-                value,
-                "next user message is a reaction".into(),
-                ids,
-            ));
-        }
-    }
-    // Annotations: feedback on the call or (for the last call) the turn; judge on the turn.
-    let mut feedback: Vec<&(f64, String)> = annotations
-        .feedback
-        .get(&event.event_id)
-        .into_iter()
-        .flatten()
-        .collect();
-    if is_last_call {
-        feedback.extend(
-            annotations
-                .feedback
-                .get(&turn.turn_id)
-                .into_iter()
-                .flatten(),
-        );
-    }
-    if !feedback.is_empty() {
-        let value = feedback.iter().map(|f| f.0).sum::<f64>() / feedback.len() as f64;
-        let mut ids = vec![id(call)];
-        ids.extend(feedback.iter().map(|f| f.1.clone()));
-        out.push(fired(
-            ProcessSignal::ExplicitFeedback,
-            value,
-            format!("{} feedback annotation(s)", feedback.len()),
-            ids,
+    let switched = next.filter(|&n| {
+        (events[n].provider.as_deref(), events[n].model.as_deref())
+            != (event.provider.as_deref(), event.model.as_deref())
+    });
+    if let Some(n) = switched {
+        let to_cloud = event.locality.as_deref() == Some("local")
+            && events[n].locality.as_deref() == Some("cloud");
+        return Some(fired(
+            ProcessSignal::Fallback,
+            if to_cloud { -1.0 } else { -0.5 },
+            format!("{} -> {}", label(event), label(&events[n])),
+            vec![step.id(step.call), step.id(n)],
         ));
     }
-    if is_last_call {
-        if let Some(votes) = annotations
-            .judge
-            .get(&turn.turn_id)
-            .filter(|v| !v.is_empty())
-        {
-            let value = votes.iter().map(|v| v.0).sum::<f64>() / votes.len() as f64;
-            let mut ids = vec![id(call)];
-            ids.extend(votes.iter().map(|v| v.2.clone()));
-            let evidence = votes
-                .iter()
-                .map(|v| v.1.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            out.push(fired(ProcessSignal::Judge, value, evidence, ids));
-        }
+    let window_end = step
+        .turn
+        .events
+        .iter()
+        .map(|&i| events[i].ts_us)
+        .max()
+        .unwrap_or(event.ts_us);
+    let decision = step.decisions.iter().find(|d| {
+        matches!(
+            d.decision.as_deref(),
+            Some("fallback_model" | "candidate_failed" | "next_fallback")
+        ) && d.ts_us >= event.ts_us - 120_000_000
+            && d.ts_us <= window_end + 120_000_000
+            && (d.requested_provider.is_none() || d.requested_provider == event.provider)
+    })?;
+    Some(fired(
+        ProcessSignal::Fallback,
+        -0.5,
+        format!(
+            "{} -> fallback decision {} (next {}/{})",
+            label(event),
+            decision.decision.as_deref().unwrap_or("?"),
+            decision.next_provider.as_deref().unwrap_or("?"),
+            decision.next_model.as_deref().unwrap_or("?")
+        ),
+        vec![step.id(step.call), decision.event_id.clone()],
+    ))
+}
+
+/// A signal the next user message gives a turn's last call: `reads` gets
+/// (prompt, reply) and returns the value and evidence when `signal` fires.
+fn next_user_signal(
+    step: &Step,
+    signal: ProcessSignal,
+    reads: impl Fn(&str, &str) -> Option<(f64, String)>,
+) -> Option<Fired> {
+    let next = step.next_user()?;
+    let events = &step.session.events;
+    let prompt = events[step.turn.user()].text_or_empty();
+    let reply = events[next].text_or_empty();
+    let (value, evidence) = reads(prompt, reply)?;
+    Some(fired(
+        signal,
+        value,
+        evidence,
+        vec![step.id(step.call), step.id(next)],
+    ))
+}
+
+/// `user_reask`: the next user message repeats the prompt (word-shingle
+/// Jaccard ≥ the re-ask threshold).
+fn user_reask(step: &Step) -> Option<Fired> {
+    let threshold = step.params.reask_threshold;
+    next_user_signal(step, ProcessSignal::UserReask, |prompt, reply| {
+        let similarity = jaccard(prompt, reply, REASK_SHINGLE_WORDS);
+        (similarity >= threshold).then(|| {
+            (
+                -1.0,
+                format!(
+                    "next user message Jaccard {similarity:.2} >= {threshold:.2} with the prompt"
+                ),
+            )
+        })
+    })
+}
+
+/// `user_correction`: the next user message corrects ([`is_correction`]).
+fn user_correction(step: &Step) -> Option<Fired> {
+    next_user_signal(step, ProcessSignal::UserCorrection, |_, reply| {
+        is_correction(reply).then(|| (-1.0, "next user message is a correction".into()))
+    })
+}
+
+/// `user_thanks`: the next user message thanks or approves ([`is_thanks`]).
+fn user_thanks(step: &Step) -> Option<Fired> {
+    next_user_signal(step, ProcessSignal::UserThanks, |_, reply| {
+        is_thanks(reply).then(|| (1.0, "next user message thanks or approves".into()))
+    })
+}
+
+/// `explicit_feedback` from the next user message when it is only a
+/// reaction (👍/👎, `+1`/`-1`, …: [`explicit_feedback`]).
+fn reaction_feedback(step: &Step) -> Option<Fired> {
+    next_user_signal(step, ProcessSignal::ExplicitFeedback, |_, reply| {
+        explicit_feedback(reply).map(|value| (value, "next user message is a reaction".into()))
+    })
+}
+
+/// `explicit_feedback` from `feedback` annotations naming the call, or the
+/// turn for its last call: the mean of their scores.
+fn annotated_feedback(step: &Step) -> Option<Fired> {
+    let on_call = step.annotations.feedback.get(&step.event().event_id);
+    let on_turn = step
+        .annotations
+        .feedback
+        .get(&step.turn.turn_id)
+        .filter(|_| step.is_last_call);
+    let feedback: Vec<&(f64, String)> = on_call.into_iter().chain(on_turn).flatten().collect();
+    if feedback.is_empty() {
+        return None;
     }
-    out
+    let value = feedback.iter().map(|f| f.0).sum::<f64>() / feedback.len() as f64;
+    let mut ids = vec![step.id(step.call)];
+    ids.extend(feedback.iter().map(|f| f.1.clone()));
+    Some(fired(
+        ProcessSignal::ExplicitFeedback,
+        value,
+        format!("{} feedback annotation(s)", feedback.len()),
+        ids,
+    ))
+}
+
+/// `judge`: the mean score of the turn's judge annotations, on its last call.
+fn judge(step: &Step) -> Option<Fired> {
+    if !step.is_last_call {
+        return None;
+    }
+    let votes = step
+        .annotations
+        .judge
+        .get(&step.turn.turn_id)
+        .filter(|v| !v.is_empty())?;
+    let value = votes.iter().map(|v| v.0).sum::<f64>() / votes.len() as f64;
+    let mut ids = vec![step.id(step.call)];
+    ids.extend(votes.iter().map(|v| v.2.clone()));
+    let evidence = votes
+        .iter()
+        .map(|v| v.1.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(fired(ProcessSignal::Judge, value, evidence, ids))
 }
 
 /// The outcome signals of a trajectory. `cron` is the session's latest cron
