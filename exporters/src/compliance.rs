@@ -257,9 +257,12 @@ pub async fn build_report(
             }
         }
     }
-    // The tool outputs before each session's last cloud call: the transcript
-    // rows of `cloud_exposure` (query/src/views.rs), read from `events`
-    // without the view's window.
+    // The tool outputs before each session's last cloud call (the transcript
+    // rows of `cloud_exposure`, query/src/views.rs, read from `events` without
+    // the view's window). The first five per session are chosen on narrow rows
+    // (ids and positions), and only their texts, cut inside the plan, are
+    // joined back: a window or a join carrying whole tool outputs held 1.9 GB
+    // at 1 GB of logs.
     let mut tool_outputs: BTreeMap<String, Vec<ToolOutputSent>> = BTreeMap::new();
     for batch in engine
         .collect(&format!(
@@ -267,15 +270,20 @@ pub async fn build_report(
                SELECT session_id, max(seq) AS last_seq FROM events \
                WHERE kind = 'llm_call' AND locality = 'cloud' AND source = 'openclaw_transcript' \
                  AND session_id IS NOT NULL GROUP BY session_id), \
-             sent AS ( \
-               SELECT m.session_id, m.seq, m.event_id, coalesce(m.tool_name, '') AS tool_name, \
-                 substr(coalesce(m.text, ''), 1, {cut}) AS text, \
-                 row_number() OVER (PARTITION BY m.session_id ORDER BY m.seq, m.event_id) AS n \
-               FROM messages m JOIN last_cloud l ON m.session_id = l.session_id \
-               WHERE m.kind = 'tool_result' AND m.seq < l.last_seq) \
-             SELECT session_id, seq, event_id, tool_name, text FROM sent \
-             WHERE n <= {TOOL_OUTPUTS_PER_SESSION} \
-             ORDER BY session_id, seq, event_id"
+             firsts AS ( \
+               SELECT event_id FROM ( \
+                 SELECT m.event_id, \
+                   row_number() OVER (PARTITION BY m.session_id ORDER BY m.seq, m.event_id) AS n \
+                 FROM events m JOIN last_cloud l ON m.session_id = l.session_id \
+                 WHERE m.kind = 'tool_result' AND m.seq < l.last_seq) \
+               WHERE n <= {TOOL_OUTPUTS_PER_SESSION}), \
+             cut AS ( \
+               SELECT session_id, seq, event_id, coalesce(tool_name, '') AS tool_name, \
+                 substr(coalesce(text, ''), 1, {cut}) AS text \
+               FROM events WHERE kind = 'tool_result') \
+             SELECT c.session_id, c.seq, c.event_id, c.tool_name, c.text \
+             FROM cut c JOIN firsts f ON c.event_id = f.event_id \
+             ORDER BY c.session_id, c.seq, c.event_id"
         ))
         .await?
     {

@@ -81,13 +81,19 @@ pub fn view_definitions() -> Vec<(&'static str, String)> {
                  coalesce(text_bytes_sent, 0) AS text_bytes_sent, \
                  'transcript' AS evidence \
                  FROM (SELECT *, \
-                   sum(CASE WHEN kind IN ({MESSAGE_KINDS}) THEN 1 ELSE 0 END) OVER w AS messages_sent, \
-                   sum(CASE WHEN kind = 'user_message' THEN 1 ELSE 0 END) OVER w AS user_messages_sent, \
-                   sum(CASE WHEN kind = 'tool_result' THEN 1 ELSE 0 END) OVER w AS tool_results_sent, \
-                   sum(CASE WHEN kind IN ({MESSAGE_KINDS}) THEN octet_length(coalesce(text, '')) ELSE 0 END) \
-                     OVER w AS text_bytes_sent \
-                   FROM events WHERE session_id IS NOT NULL AND kind <> 'quarantined' \
-                     AND source = 'openclaw_transcript' \
+                   sum(is_message) OVER w AS messages_sent, \
+                   sum(is_user_message) OVER w AS user_messages_sent, \
+                   sum(is_tool_result) OVER w AS tool_results_sent, \
+                   sum(message_bytes) OVER w AS text_bytes_sent \
+                   FROM (SELECT event_id, ts, date, agent_id, session_id, seq, kind, locality, \
+                     provider, model, api, input_tokens, output_tokens, cost_usd, \
+                     CASE WHEN kind IN ({MESSAGE_KINDS}) THEN 1 ELSE 0 END AS is_message, \
+                     CASE WHEN kind = 'user_message' THEN 1 ELSE 0 END AS is_user_message, \
+                     CASE WHEN kind = 'tool_result' THEN 1 ELSE 0 END AS is_tool_result, \
+                     CASE WHEN kind IN ({MESSAGE_KINDS}) THEN octet_length(coalesce(text, '')) \
+                       ELSE 0 END AS message_bytes \
+                     FROM events WHERE session_id IS NOT NULL AND kind <> 'quarantined' \
+                       AND source = 'openclaw_transcript') \
                    WINDOW w AS (PARTITION BY session_id ORDER BY seq \
                      RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) e \
                  WHERE kind = 'llm_call' AND locality = 'cloud' \
