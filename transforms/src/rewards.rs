@@ -983,56 +983,69 @@ pub struct RewardRow {
     pub event_ids: Vec<String>,
 }
 
-/// Computes every reward row: process rows for every LLM call of every turn
-/// (once per call), outcome and combined rows for every trajectory.
-pub fn compute_rewards(
+/// What the reward rules read besides the transcript, indexed by session:
+/// fallback decisions, the latest cron run, annotations.
+struct SideIndex<'a> {
+    annotations: Annotations,
+    decisions: HashMap<&'a str, Vec<&'a SideEvent>>,
+    /// The latest `cron_run` of each session (side events are sorted by time).
+    cron: HashMap<&'a str, &'a SideEvent>,
+}
+
+impl<'a> SideIndex<'a> {
+    fn new(side_events: &'a [SideEvent]) -> SideIndex<'a> {
+        let mut decisions: HashMap<&str, Vec<&SideEvent>> = HashMap::new();
+        let mut cron: HashMap<&str, &SideEvent> = HashMap::new();
+        for event in side_events {
+            let Some(session) = event.session_id.as_deref() else {
+                continue;
+            };
+            match event.kind.as_str() {
+                "fallback_decision" => decisions.entry(session).or_default().push(event),
+                "cron_run" => {
+                    cron.insert(session, event);
+                }
+                _ => {}
+            }
+        }
+        SideIndex {
+            annotations: Annotations::from_side_events(side_events),
+            decisions,
+            cron,
+        }
+    }
+}
+
+/// Each step's process score `p_t` and the events behind its rows, by
+/// (session position, call position).
+type StepScores = HashMap<(usize, usize), (f64, Vec<String>)>;
+
+/// The process rows of every LLM call of every turn, and the step scores.
+fn process_rows(
     sessions: &[Session],
     turns: &[SessionTurns],
-    trajectories: &[Trajectory],
-    side_events: &[SideEvent],
+    trajectory_of_turn: &HashMap<(usize, usize), &str>,
+    side: &SideIndex,
     params: &RewardParams,
-) -> Vec<RewardRow> {
-    let annotations = Annotations::from_side_events(side_events);
-    let mut decisions: HashMap<&str, Vec<&SideEvent>> = HashMap::new();
-    let mut cron: HashMap<&str, &SideEvent> = HashMap::new();
-    for event in side_events {
-        let Some(session) = event.session_id.as_deref() else {
-            continue;
-        };
-        match event.kind.as_str() {
-            "fallback_decision" => decisions.entry(session).or_default().push(event),
-            // side events are sorted by time: the last one wins.
-            "cron_run" => {
-                cron.insert(session, event);
-            }
-            _ => {}
-        }
-    }
-    // The first trajectory of each turn, and the last active trajectory of each session.
-    let mut trajectory_of_turn: HashMap<(usize, usize), &str> = HashMap::new();
-    let mut last_active: HashMap<usize, usize> = HashMap::new();
-    for (k, t) in trajectories.iter().enumerate() {
-        for &turn in &t.turns {
-            trajectory_of_turn
-                .entry((t.session, turn))
-                .or_insert(t.trajectory_id.as_str());
-        }
-        if t.on_active_branch {
-            last_active.insert(t.session, k);
-        }
-    }
-    let mut rows = Vec::new();
-    // Process rows, and the step scores.
-    let mut step_score: HashMap<(usize, usize), (f64, Vec<String>)> = HashMap::new();
+    rows: &mut Vec<RewardRow>,
+) -> StepScores {
+    let mut step_score = StepScores::new();
     for (s, session) in sessions.iter().enumerate() {
-        let session_decisions = decisions
+        let session_decisions = side
+            .decisions
             .get(session.session_id.as_str())
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         for (turn_pos, turn) in turns[s].turns.iter().enumerate() {
             for call in turn.llm_calls(session) {
-                let signals =
-                    step_signals(session, turn, call, session_decisions, &annotations, params);
+                let signals = step_signals(
+                    session,
+                    turn,
+                    call,
+                    session_decisions,
+                    &side.annotations,
+                    params,
+                );
                 let mut ids: BTreeSet<String> =
                     BTreeSet::from([session.events[call].event_id.clone()]);
                 for f in &signals {
@@ -1066,12 +1079,36 @@ pub fn compute_rewards(
             }
         }
     }
-    // Outcome rows and trajectory rewards.
-    struct Scored {
-        outcome: f64,
-        outcome_ids: Vec<String>,
-        steps: Vec<(usize, f64)>,
-        reward: f64,
+    step_score
+}
+
+/// A trajectory's outcome, its steps' process scores and its reward `R`.
+struct Scored {
+    outcome: f64,
+    outcome_ids: Vec<String>,
+    /// (call position, `p_t`) in order.
+    steps: Vec<(usize, f64)>,
+    reward: f64,
+    /// Set by [`trajectory_advantages`].
+    advantage: Option<f64>,
+}
+
+/// The outcome rows of every trajectory, and each one's [`Scored`].
+fn outcome_rows(
+    sessions: &[Session],
+    turns: &[SessionTurns],
+    trajectories: &[Trajectory],
+    side: &SideIndex,
+    step_score: &StepScores,
+    params: &RewardParams,
+    rows: &mut Vec<RewardRow>,
+) -> Vec<Scored> {
+    // The last active-branch trajectory of each session gets its cron run.
+    let mut last_active: HashMap<usize, usize> = HashMap::new();
+    for (k, t) in trajectories.iter().enumerate() {
+        if t.on_active_branch {
+            last_active.insert(t.session, k);
+        }
     }
     let mut scored = Vec::with_capacity(trajectories.len());
     for (k, t) in trajectories.iter().enumerate() {
@@ -1082,7 +1119,7 @@ pub fn compute_rewards(
             .map(|&i| &turns[t.session].turns[i])
             .collect();
         let cron_run = (last_active.get(&t.session) == Some(&k))
-            .then(|| cron.get(session.session_id.as_str()).copied())
+            .then(|| side.cron.get(session.session_id.as_str()).copied())
             .flatten();
         let signals = outcome_signals(session, &turn_refs, cron_run, params);
         let outcome = weighted_score(&signals);
@@ -1110,13 +1147,8 @@ pub fn compute_rewards(
             .iter()
             .flat_map(|turn| turn.llm_calls(session).collect::<Vec<_>>())
             .map(|call| {
-                (
-                    call,
-                    step_score
-                        .get(&(t.session, call))
-                        .map(|s| s.0)
-                        .unwrap_or(0.0),
-                )
+                let p = step_score.get(&(t.session, call)).map(|s| s.0);
+                (call, p.unwrap_or(0.0))
             })
             .collect();
         let process: Vec<f64> = steps.iter().map(|s| s.1).collect();
@@ -1125,98 +1157,166 @@ pub fn compute_rewards(
             outcome_ids: outcome_ids.into_iter().collect(),
             reward: trajectory_reward(outcome, &process, params),
             steps,
+            advantage: None,
         });
     }
-    // GRPO groups by prompt hash.
+    scored
+}
+
+/// Each trajectory's advantage: its reward, or with `grpo` credit the
+/// group-normalised reward over the trajectories sharing a prompt hash.
+fn trajectory_advantages(
+    sessions: &[Session],
+    turns: &[SessionTurns],
+    trajectories: &[Trajectory],
+    scored: &[Scored],
+    params: &RewardParams,
+) -> Vec<Option<f64>> {
     let mut advantages: Vec<Option<f64>> = scored.iter().map(|s| Some(s.reward)).collect();
-    if params.credit == Credit::Grpo {
-        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-        for (k, t) in trajectories.iter().enumerate() {
-            let session = &sessions[t.session];
-            let first = &turns[t.session].turns[t.turns[0]];
-            groups
-                .entry(prompt_hash(session.events[first.user()].text_or_empty()))
-                .or_default()
-                .push(k);
-        }
-        for members in groups.values() {
-            let rewards: Vec<f64> = members.iter().map(|&k| scored[k].reward).collect();
-            for (&k, advantage) in members.iter().zip(group_advantages(&rewards)) {
-                advantages[k] = advantage;
-            }
-        }
+    if params.credit != Credit::Grpo {
+        return advantages;
     }
-    let credit = params.credit.name();
+    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
     for (k, t) in trajectories.iter().enumerate() {
         let session = &sessions[t.session];
-        let score = &scored[k];
-        let mut all_ids: BTreeSet<String> = score.outcome_ids.iter().cloned().collect();
-        let process: Vec<f64> = score.steps.iter().map(|s| s.1).collect();
-        let rewards = step_rewards(score.outcome, &process, params);
-        for (&(call, _), reward) in score.steps.iter().zip(rewards) {
-            let subject = session.events[call].event_id.clone();
-            let mut ids: BTreeSet<String> = score.outcome_ids.iter().cloned().collect();
-            if let Some((_, step_ids)) = step_score.get(&(t.session, call)) {
-                ids.extend(step_ids.iter().cloned());
-            }
-            all_ids.extend(ids.iter().cloned());
-            let turn_id = t
-                .turns
-                .iter()
-                .map(|&i| &turns[t.session].turns[i])
-                .find(|turn| turn.events.contains(&call))
-                .map(|turn| turn.turn_id.clone());
-            rows.push(RewardRow {
-                reward_id: stable_id(&["combined", &t.trajectory_id, &subject]),
-                level: "combined",
-                subject_kind: "llm_call",
-                subject_id: subject,
-                session_id: session.session_id.clone(),
-                turn_id,
-                trajectory_id: Some(t.trajectory_id.clone()),
-                signal: "combined".into(),
-                value: reward,
-                weight: 1.0,
-                evidence: format!(
-                    "outcome {:.3}, process {:.3}",
-                    score.outcome,
-                    score
-                        .steps
-                        .iter()
-                        .find(|s| s.0 == call)
-                        .map(|s| s.1)
-                        .unwrap_or(0.0)
-                ),
-                credit_assignment: Some(credit),
-                advantage: if params.credit == Credit::Grpo {
-                    advantages[k]
-                } else {
-                    Some(reward)
-                },
-                event_ids: ids.into_iter().collect(),
-            });
+        let first = &turns[t.session].turns[t.turns[0]];
+        groups
+            .entry(prompt_hash(session.events[first.user()].text_or_empty()))
+            .or_default()
+            .push(k);
+    }
+    for members in groups.values() {
+        let rewards: Vec<f64> = members.iter().map(|&k| scored[k].reward).collect();
+        for (&k, advantage) in members.iter().zip(group_advantages(&rewards)) {
+            advantages[k] = advantage;
         }
+    }
+    advantages
+}
+
+/// The combined rows of one trajectory: one per step (`r_t` with the credit
+/// assignment) and one for the trajectory (`R`).
+fn combined_rows(
+    session: &Session,
+    session_turns: &SessionTurns,
+    t: &Trajectory,
+    score: &Scored,
+    step_score: &StepScores,
+    params: &RewardParams,
+    rows: &mut Vec<RewardRow>,
+) {
+    let credit = params.credit.name();
+    let mut all_ids: BTreeSet<String> = score.outcome_ids.iter().cloned().collect();
+    let process: Vec<f64> = score.steps.iter().map(|s| s.1).collect();
+    let rewards = step_rewards(score.outcome, &process, params);
+    for (&(call, p), reward) in score.steps.iter().zip(rewards) {
+        let subject = session.events[call].event_id.clone();
+        let mut ids: BTreeSet<String> = score.outcome_ids.iter().cloned().collect();
+        if let Some((_, step_ids)) = step_score.get(&(t.session, call)) {
+            ids.extend(step_ids.iter().cloned());
+        }
+        all_ids.extend(ids.iter().cloned());
+        let turn_id = t
+            .turns
+            .iter()
+            .map(|&i| &session_turns.turns[i])
+            .find(|turn| turn.events.contains(&call))
+            .map(|turn| turn.turn_id.clone());
         rows.push(RewardRow {
-            reward_id: stable_id(&["combined", &t.trajectory_id]),
+            reward_id: stable_id(&["combined", &t.trajectory_id, &subject]),
             level: "combined",
-            subject_kind: "trajectory",
-            subject_id: t.trajectory_id.clone(),
+            subject_kind: "llm_call",
+            subject_id: subject,
             session_id: session.session_id.clone(),
-            turn_id: None,
+            turn_id,
             trajectory_id: Some(t.trajectory_id.clone()),
             signal: "combined".into(),
-            value: score.reward,
+            value: reward,
             weight: 1.0,
-            evidence: format!(
-                "outcome {:.3} + {} x mean process over {} step(s)",
-                score.outcome,
-                params.prm_coef,
-                score.steps.len()
-            ),
+            evidence: format!("outcome {:.3}, process {p:.3}", score.outcome),
             credit_assignment: Some(credit),
-            advantage: advantages[k],
-            event_ids: all_ids.into_iter().collect(),
+            advantage: if params.credit == Credit::Grpo {
+                score.advantage
+            } else {
+                Some(reward)
+            },
+            event_ids: ids.into_iter().collect(),
         });
+    }
+    rows.push(RewardRow {
+        reward_id: stable_id(&["combined", &t.trajectory_id]),
+        level: "combined",
+        subject_kind: "trajectory",
+        subject_id: t.trajectory_id.clone(),
+        session_id: session.session_id.clone(),
+        turn_id: None,
+        trajectory_id: Some(t.trajectory_id.clone()),
+        signal: "combined".into(),
+        value: score.reward,
+        weight: 1.0,
+        evidence: format!(
+            "outcome {:.3} + {} x mean process over {} step(s)",
+            score.outcome,
+            params.prm_coef,
+            score.steps.len()
+        ),
+        credit_assignment: Some(credit),
+        advantage: score.advantage,
+        event_ids: all_ids.into_iter().collect(),
+    });
+}
+
+/// Computes every reward row: process rows for every LLM call of every turn
+/// (once per call), outcome and combined rows for every trajectory.
+pub fn compute_rewards(
+    sessions: &[Session],
+    turns: &[SessionTurns],
+    trajectories: &[Trajectory],
+    side_events: &[SideEvent],
+    params: &RewardParams,
+) -> Vec<RewardRow> {
+    let side = SideIndex::new(side_events);
+    // The first trajectory of each turn.
+    let mut trajectory_of_turn: HashMap<(usize, usize), &str> = HashMap::new();
+    for t in trajectories {
+        for &turn in &t.turns {
+            trajectory_of_turn
+                .entry((t.session, turn))
+                .or_insert(t.trajectory_id.as_str());
+        }
+    }
+    let mut rows = Vec::new();
+    let step_score = process_rows(
+        sessions,
+        turns,
+        &trajectory_of_turn,
+        &side,
+        params,
+        &mut rows,
+    );
+    let mut scored = outcome_rows(
+        sessions,
+        turns,
+        trajectories,
+        &side,
+        &step_score,
+        params,
+        &mut rows,
+    );
+    let advantages = trajectory_advantages(sessions, turns, trajectories, &scored, params);
+    for (score, advantage) in scored.iter_mut().zip(advantages) {
+        score.advantage = advantage;
+    }
+    for (t, score) in trajectories.iter().zip(&scored) {
+        combined_rows(
+            &sessions[t.session],
+            &turns[t.session],
+            t,
+            score,
+            &step_score,
+            params,
+            &mut rows,
+        );
     }
     rows
 }
