@@ -166,6 +166,7 @@ fn exposed_session_excerpts_equal_per_session_queries() {
         out
     };
     let mut with_outputs = 0;
+    let mut cut = 0;
     for session in exposed {
         let id = session["session_id"].as_str().unwrap().replace('\'', "''");
         let first = ws.sql(&format!(
@@ -199,6 +200,11 @@ fn exposed_session_excerpts_equal_per_session_queries() {
             "{id}"
         );
         with_outputs += usize::from(!expected.is_empty());
+        cut += expected
+            .iter()
+            .filter(|o| o["excerpt"].as_str().unwrap().ends_with('…'))
+            .count();
     }
     assert!(with_outputs > 0, "some exposed session sent tool outputs");
+    assert!(cut > 0, "some tool output is longer than its excerpt");
 }

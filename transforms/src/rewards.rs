@@ -408,6 +408,10 @@ pub struct Step<'a> {
     pub call: usize,
     /// Positions of the call's tool calls, in order.
     pub tool_calls: Vec<usize>,
+    /// The tool calls that have a result: (tool call, result, why the result
+    /// failed by [`tool_failure`]), in order. Read once for `tool_error` and
+    /// `tool_success`.
+    pub results: Vec<(usize, usize, Option<String>)>,
     /// Whether this is the turn's last LLM call, the one the next user
     /// message (and a judge of the turn) speaks about.
     pub is_last_call: bool,
@@ -427,11 +431,20 @@ impl<'a> Step<'a> {
         annotations: &'a Annotations,
         params: &'a RewardParams,
     ) -> Step<'a> {
+        let tool_calls = turn.tool_calls_of(session, call);
+        let results = tool_calls
+            .iter()
+            .filter_map(|&c| {
+                let r = turn.result_of(session, c)?;
+                Some((c, r, tool_failure(&session.events[r])))
+            })
+            .collect();
         Step {
             session,
             turn,
             call,
-            tool_calls: turn.tool_calls_of(session, call),
+            tool_calls,
+            results,
             is_last_call: turn.llm_calls(session).last() == Some(call),
             decisions,
             annotations,
@@ -455,14 +468,6 @@ impl<'a> Step<'a> {
             .tool_name
             .as_deref()
             .unwrap_or("tool")
-    }
-
-    /// The positions of the results of the call's tool calls that have one.
-    fn results(&self) -> Vec<usize> {
-        self.tool_calls
-            .iter()
-            .filter_map(|&c| self.turn.result_of(self.session, c))
-            .collect()
     }
 
     /// The next user message, when this is the turn's last call.
@@ -513,15 +518,10 @@ pub fn step_signals(
 
 /// `tool_error`: a result of the call's tool calls failed ([`tool_failure`]).
 fn tool_error(step: &Step) -> Option<Fired> {
-    let events = &step.session.events;
     let failures: Vec<(usize, String)> = step
-        .tool_calls
+        .results
         .iter()
-        .filter_map(|&c| {
-            let r = step.turn.result_of(step.session, c)?;
-            let why = tool_failure(&events[r])?;
-            Some((r, format!("{}: {why}", step.tool_name(c))))
-        })
+        .filter_map(|(c, r, why)| Some((*r, format!("{}: {}", step.tool_name(*c), why.as_ref()?))))
         .collect();
     if failures.is_empty() {
         return None;
@@ -538,20 +538,17 @@ fn tool_error(step: &Step) -> Option<Fired> {
 
 /// `tool_success`: the call made tool calls, each has a result, none failed.
 fn tool_success(step: &Step) -> Option<Fired> {
-    let results = step.results();
-    let all_answered = !step.tool_calls.is_empty() && results.len() == step.tool_calls.len();
-    let none_failed = results
-        .iter()
-        .all(|&r| tool_failure(&step.session.events[r]).is_none());
+    let all_answered = !step.tool_calls.is_empty() && step.results.len() == step.tool_calls.len();
+    let none_failed = step.results.iter().all(|(_, _, why)| why.is_none());
     if !(all_answered && none_failed) {
         return None;
     }
     let mut ids = vec![step.id(step.call)];
-    ids.extend(results.iter().map(|&r| step.id(r)));
+    ids.extend(step.results.iter().map(|(_, r, _)| step.id(*r)));
     Some(fired(
         ProcessSignal::ToolSuccess,
         1.0,
-        format!("{} tool result(s), none failed", results.len()),
+        format!("{} tool result(s), none failed", step.results.len()),
         ids,
     ))
 }
