@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use trajectory_query::AsOf;
 use trajectory_store::EventStore;
 use trajectory_transforms::judge::{judge, JudgeOptions, DEFAULT_ENDPOINT};
-use trajectory_transforms::{derive, Credit, DeriveOptions};
+use trajectory_transforms::{derive, Credit, DeriveOptions, DeriveScope};
 
 /// How step rewards get the trajectory outcome.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -25,6 +25,12 @@ pub enum CreditArg {
 #[command(after_help = "Examples:
   trajectory derive
   trajectory derive --credit discount --gamma 0.8 --json
+  trajectory derive --full --memory-limit 1GiB
+
+A derive after new events rebuilds only the sessions they touch (one commit
+per table); --full, a new job version or other parameters rebuild all.
+GRPO credit always rebuilds all: a new session changes the advantages of
+every session sharing its prompt.
   trajectory sql \"SELECT signal, count(*), avg(value) FROM rewards GROUP BY signal\"
 
 Tables and rules: docs/datasets.md.")]
@@ -47,9 +53,49 @@ pub struct DeriveArgs {
     /// Minutes of silence after which the next user message starts a new episode.
     #[arg(long, default_value_t = 30.0, value_name = "MINUTES")]
     pub idle_gap_minutes: f64,
+    /// Rebuild every session, even when only some were touched since the last build.
+    #[arg(long)]
+    pub full: bool,
+    /// Memory the plan's sort and repartition may use before spilling to
+    /// disk (e.g. 256MiB, 2GiB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub memory_limit: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses a size such as `512MiB`, `2GiB`, `100MB` or a number of bytes.
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 512MiB or 2GiB)"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "kib" | "k" => 1024.0,
+        "mb" => 1e6,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let bytes = number * scale;
+    if bytes < 16.0 * 1024.0 * 1024.0 {
+        return Err(format!(
+            "{text:?} is below the 16MiB a sort needs to make progress"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +153,8 @@ pub async fn run_derive(store: &EventStore, args: DeriveArgs) -> Result<()> {
     options.rewards.reask_threshold = args.reask_threshold;
     options.episodes.reask_threshold = args.reask_threshold;
     options.episodes.idle_gap_us = (args.idle_gap_minutes * 60.0 * 1e6).round() as i64;
+    options.full = args.full;
+    options.memory_limit = Some(args.memory_limit as usize);
     let summary = derive(store, &options).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -119,15 +167,23 @@ pub async fn run_derive(store: &EventStore, args: DeriveArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let scope = match &summary.scope {
+        Some(DeriveScope::Incremental { since_version }) => {
+            format!("incremental since events version {since_version}")
+        }
+        _ => "full".to_string(),
+    };
     println!(
-        "derived from events version {} ({} session(s)):",
+        "derived from events version {} ({} session(s), {scope}):",
         summary.events_version, summary.sessions
     );
     for table in &summary.tables {
         println!(
-            "  {:<14} {:>8} row(s)  table version {}  ({})",
+            "  {:<14} {:>8} row(s) written, {:>8} replaced, {} segment(s)  table version {}  ({})",
             table.name,
             table.rows,
+            table.rows_replaced,
+            table.segments_written,
             table.version.map(|v| v.to_string()).unwrap_or_default(),
             table.job_version
         );

@@ -21,6 +21,9 @@ use deltalake::datafusion::dataframe::DataFrame;
 use deltalake::datafusion::datasource::TableProvider;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
+use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::execution::TaskContext;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTable;
 use snapshot_table::SnapshotTable;
@@ -93,6 +96,20 @@ impl QueryEngine {
     /// Errors: [`QueryError::Empty`] when nothing was ingested yet; a store
     /// error when the version does not exist.
     pub async fn open(store: &EventStore, as_of: Option<&AsOf>) -> Result<QueryEngine, QueryError> {
+        QueryEngine::open_with_memory_limit(store, as_of, None).await
+    }
+
+    /// Like [`QueryEngine::open`], with a memory pool of `memory_limit` bytes
+    /// that the spilling operators (sort, repartition, aggregate) share
+    /// fairly: past it they spill to the OS temporary directory instead of
+    /// growing. `None` leaves memory unbounded (DataFusion's default).
+    ///
+    /// Errors: those of [`QueryEngine::open`].
+    pub async fn open_with_memory_limit(
+        store: &EventStore,
+        as_of: Option<&AsOf>,
+        memory_limit: Option<usize>,
+    ) -> Result<QueryEngine, QueryError> {
         let mut table = match store.events_table().await? {
             Some(table) => table,
             None => return Err(QueryError::Empty(store.location().root().to_string())),
@@ -124,7 +141,15 @@ impl QueryEngine {
         // filters: 8 % of the audit-query suite over the 51 segments of the
         // 100 MB benchmark history (docs/benchmarks.md, session 24).
         config.options_mut().execution.parquet.bloom_filter_on_read = false;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match memory_limit {
+            Some(bytes) => {
+                let runtime = RuntimeEnvBuilder::new()
+                    .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+                    .build_arc()?;
+                SessionContext::new_with_config_rt(config, runtime)
+            }
+            None => SessionContext::new_with_config(config),
+        };
         ctx.register_table(EVENTS_TABLE, table_provider(&table, &ctx).await?)?;
         for (name, sql) in views::view_definitions() {
             ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;
@@ -148,6 +173,12 @@ impl QueryEngine {
     /// The `events` table version this engine reads.
     pub fn events_version(&self) -> u64 {
         self.events_version
+    }
+
+    /// The task context plans built from this engine execute in (its
+    /// configuration and memory pool).
+    pub fn task_ctx(&self) -> Arc<TaskContext> {
+        self.ctx.task_ctx()
     }
 
     /// Plans a read-only query.

@@ -6,21 +6,30 @@
 //! `event_ids` [list<utf8>] column (the events each row was derived from), so
 //! that `trajectory erase` can remove everything derived from erased events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::{Action, MetadataExt, StructType};
+use deltalake::kernel::{Action, Add, MetadataExt, StructType};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::events::MAX_COMMIT_ATTEMPTS;
+use crate::events::{segment_writer_properties, SegmentEncoding};
 use crate::maintenance::{remove_action, table_arrow_schema};
-use crate::segments::{active_segments, commit, write_segments, CommitFailure};
+use crate::segments::{
+    active_segments, commit, hash_segment, read_segment, segment_location, write_segments,
+    CommitFailure, SegmentFile, SHA256_TAG,
+};
 use crate::{EventStore, StoreError};
 
 /// Names of the derived tables a store may hold, in build order. The query
@@ -136,4 +145,385 @@ impl EventStore {
         }
         Ok(None)
     }
+}
+
+/// Size at which a derived-table writer closes a segment and starts the next
+/// (bytes of Parquet): 16 MiB, so a large derive writes many segments that
+/// later jobs can read in parallel and an incremental derive rewrites few.
+pub const DERIVED_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Which rows of a derived table a [`EventStore::commit_derived`] replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DerivedReplace {
+    /// Every row (a full build).
+    All,
+    /// The rows whose `session_id` is in the set (an incremental build of
+    /// those sessions); the other rows are kept.
+    Sessions(HashSet<String>),
+}
+
+/// What one [`EventStore::commit_derived`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DerivedCommit {
+    /// The derived table's new Delta version.
+    pub version: u64,
+    /// Rows added by the writer.
+    pub rows_written: usize,
+    /// Segments added by the writer.
+    pub segments_written: usize,
+    /// Rows removed (all of them for [`DerivedReplace::All`]; the replaced
+    /// sessions' old rows otherwise).
+    pub rows_replaced: usize,
+    /// Existing segments rewritten without the replaced sessions' rows.
+    pub segments_rewritten: usize,
+}
+
+/// Streams rows into new segments of one derived table. Nothing is visible
+/// until [`EventStore::commit_derived`]; a writer dropped without a commit
+/// leaves only unreferenced files (removed by `vacuum`).
+///
+/// Memory: the open segment's current row group, not the rows written.
+pub struct DerivedTableWriter {
+    name: String,
+    schema: SchemaRef,
+    writer: RecordBatchWriter,
+    adds: Vec<Add>,
+    rows: usize,
+}
+
+impl DerivedTableWriter {
+    /// Appends `batch` (of the writer's schema) to the open segment, closing
+    /// it at [`DERIVED_SEGMENT_BYTES`].
+    ///
+    /// Errors: the batch does not match the schema; Parquet or object-store
+    /// errors.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows();
+        self.writer.write(batch).await?;
+        if self.writer.buffer_len() as u64 >= DERIVED_SEGMENT_BYTES {
+            self.adds.extend(self.writer.flush().await?);
+        }
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The table this writer writes.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The schema batches must have.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+}
+
+impl EventStore {
+    /// Opens a streaming writer for the derived table `name` (created with
+    /// `schema` if it does not exist yet).
+    ///
+    /// Errors: [`StoreError::InvalidTable`] for a name outside
+    /// [`DERIVED_TABLES`] or a schema without [`DERIVED_LINEAGE_COLUMNS`];
+    /// Delta errors creating the table.
+    pub async fn derived_writer(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+    ) -> Result<DerivedTableWriter, StoreError> {
+        check_derived(name, &schema)?;
+        let table = self.ensure_table(name, &schema, &[]).await?;
+        let writer = RecordBatchWriter::for_table(&table)?
+            .with_writer_properties(segment_writer_properties(SegmentEncoding::Write)?)
+            .with_target_file_size(DERIVED_SEGMENT_BYTES);
+        Ok(DerivedTableWriter {
+            name: name.to_string(),
+            schema,
+            writer,
+            adds: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Commits what `writer` wrote to its derived table in one Delta commit,
+    /// replacing the rows `replace` selects and recording `lineage` under
+    /// `trajectory.lineage` (plus `trajectory.replaced_sessions` for an
+    /// incremental build). Segments of other sessions that also hold a
+    /// replaced session's rows are rewritten without them in the same commit.
+    ///
+    /// Errors: Delta, Parquet or object-store errors; a commit that keeps
+    /// losing races with other writers.
+    pub async fn commit_derived(
+        &self,
+        mut writer: DerivedTableWriter,
+        replace: DerivedReplace,
+        lineage: &DerivedLineage,
+    ) -> Result<DerivedCommit, StoreError> {
+        let mut adds = std::mem::take(&mut writer.adds);
+        adds.extend(writer.writer.flush().await?);
+        let name = writer.name.clone();
+        let schema = writer.schema.clone();
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let Some(table) = self.load_table(&name).await? else {
+                return Err(StoreError::InvalidTable(format!(
+                    "derived table {name} disappeared while it was written"
+                )));
+            };
+            let store = table.object_store();
+            for add in &mut adds {
+                let tags = add.tags.get_or_insert_with(HashMap::new);
+                if !tags.contains_key(SHA256_TAG) {
+                    let sha256 = hash_segment(store.as_ref(), &add.path).await?.0;
+                    tags.insert(SHA256_TAG.to_string(), Some(sha256));
+                }
+            }
+            let mut actions = Vec::new();
+            let current = table_arrow_schema(&table)?;
+            if current.fields() != schema.fields() {
+                let kernel: StructType = schema.as_ref().try_into_kernel()?;
+                let metadata =
+                    MetadataExt::with_schema(table.snapshot()?.metadata().clone(), &kernel)
+                        .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
+                actions.push(Action::Metadata(metadata));
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut rows_replaced = 0;
+            let mut segments_rewritten = 0;
+            let mut kept = Vec::new();
+            for file in active_segments(&table)? {
+                match &replace {
+                    DerivedReplace::All => {
+                        rows_replaced += file.rows.unwrap_or_default();
+                        actions.push(Action::Remove(remove_action(&file, now, true)));
+                    }
+                    DerivedReplace::Sessions(sessions) => {
+                        if !segment_holds_sessions(&table, &file, sessions).await? {
+                            continue;
+                        }
+                        let mut removed_here = 0;
+                        for batch in read_segment(&table, &file, &current).await? {
+                            let keep = sessions_keep_mask(&batch, sessions)?;
+                            removed_here += keep.false_count();
+                            let rest = filter_record_batch(&batch, &keep)?;
+                            if rest.num_rows() > 0 {
+                                kept.push(rest);
+                            }
+                        }
+                        rows_replaced += removed_here;
+                        segments_rewritten += 1;
+                        actions.push(Action::Remove(remove_action(&file, now, true)));
+                    }
+                }
+            }
+            let rewritten = write_segments(&table, kept, None).await?;
+            let segments_written = adds.len();
+            actions.extend(rewritten.into_iter().map(Action::Add));
+            actions.extend(adds.iter().cloned().map(Action::Add));
+            let mut metadata = serde_json::Map::new();
+            metadata.insert(
+                "trajectory.lineage".into(),
+                serde_json::to_value(lineage).unwrap_or(Value::Null),
+            );
+            metadata.insert("trajectory.job".into(), json!(lineage.job));
+            metadata.insert("trajectory.operation".into(), json!("derive"));
+            let operation = match &replace {
+                DerivedReplace::All => DeltaOperation::Write {
+                    mode: SaveMode::Overwrite,
+                    partition_by: None,
+                    predicate: None,
+                },
+                DerivedReplace::Sessions(sessions) => {
+                    metadata.insert("trajectory.replaced_sessions".into(), json!(sessions.len()));
+                    DeltaOperation::Write {
+                        mode: SaveMode::Overwrite,
+                        partition_by: None,
+                        predicate: Some(format!("session_id IN <{} sessions>", sessions.len())),
+                    }
+                }
+            };
+            match commit(&table, actions, operation, metadata).await {
+                Ok(version) => {
+                    return Ok(DerivedCommit {
+                        version,
+                        rows_written: writer.rows,
+                        segments_written,
+                        rows_replaced,
+                        segments_rewritten,
+                    })
+                }
+                Err(CommitFailure::Conflict) => continue,
+                Err(CommitFailure::Failed(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Delta(DeltaTableError::Generic(format!(
+            "could not commit {name}: too many concurrent commits"
+        ))))
+    }
+}
+
+/// Checks that `name` is a derived table and `schema` has the lineage columns.
+fn check_derived(name: &str, schema: &SchemaRef) -> Result<(), StoreError> {
+    if !DERIVED_TABLES.contains(&name) {
+        return Err(StoreError::InvalidTable(format!(
+            "{name} is not a derived table (known: {})",
+            DERIVED_TABLES.join(", ")
+        )));
+    }
+    for column in DERIVED_LINEAGE_COLUMNS {
+        if schema.field_with_name(column).is_err() {
+            return Err(StoreError::InvalidTable(format!(
+                "derived table {name} lacks the lineage column {column}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `file` holds a row of one of `sessions`, decoding only its
+/// `session_id` column.
+async fn segment_holds_sessions(
+    table: &DeltaTable,
+    file: &SegmentFile,
+    sessions: &HashSet<String>,
+) -> Result<bool, StoreError> {
+    let mut found = false;
+    for_each_session_id(table, file, |id| {
+        found = found || sessions.contains(id);
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Calls `visit` with every `session_id` of `file`, decoding only that
+/// column; nothing for a file without it.
+async fn for_each_session_id(
+    table: &DeltaTable,
+    file: &SegmentFile,
+    mut visit: impl FnMut(&str),
+) -> Result<(), StoreError> {
+    let bytes = table
+        .object_store()
+        .get(&segment_location(&file.path)?)
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
+        .bytes()
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?;
+    let parquet = |e| StoreError::Delta(DeltaTableError::Parquet { source: e });
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+    let Some(column) = builder
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| f.name() == "session_id")
+    else {
+        return Ok(());
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(parquet)?;
+    for batch in reader {
+        let batch = batch?;
+        let ids = batch.column(0).as_string_opt::<i32>().ok_or_else(|| {
+            StoreError::InvalidTable(format!("{}: session_id is not utf8", file.path))
+        })?;
+        ids.iter().flatten().for_each(&mut visit);
+    }
+    Ok(())
+}
+
+/// True for the rows of `batch` whose `session_id` is not in `sessions`.
+fn sessions_keep_mask(
+    batch: &RecordBatch,
+    sessions: &HashSet<String>,
+) -> Result<BooleanArray, StoreError> {
+    let ids = batch
+        .column_by_name("session_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| StoreError::InvalidTable("derived rows lack a utf8 session_id".into()))?;
+    Ok(ids
+        .iter()
+        .map(|id| Some(!id.is_some_and(|id| sessions.contains(id))))
+        .collect())
+}
+
+impl EventStore {
+    /// The sessions with events in the `events` segments that the commits
+    /// after version `since`, up to and including `until`, added with a data
+    /// change (ingests, judge annotations, and the segments an erasure
+    /// rewrote; not compaction). Reads only the `session_id` column of those
+    /// segments.
+    ///
+    /// Returns `None` when a commit of that range is no longer in the Delta
+    /// log (cleaned up), or `since > until`: the caller must then rebuild in
+    /// full.
+    ///
+    /// Errors: Delta, Parquet or object-store errors.
+    pub async fn sessions_touched_since(
+        &self,
+        since: u64,
+        until: u64,
+    ) -> Result<Option<HashSet<String>>, StoreError> {
+        if since > until {
+            return Ok(None);
+        }
+        let Some(table) = self.load_table(crate::EVENTS_TABLE).await? else {
+            return Ok(None);
+        };
+        let log = table.log_store();
+        let mut sessions = HashSet::new();
+        for version in since + 1..=until {
+            let Some(bytes) = log.read_commit_entry(version as _).await? else {
+                return Ok(None);
+            };
+            for line in bytes.split(|b| *b == b'\n') {
+                let Ok(action) = serde_json::from_slice::<Value>(line) else {
+                    continue;
+                };
+                let Some(add) = action.get("add") else {
+                    continue;
+                };
+                if add.get("dataChange").and_then(Value::as_bool) == Some(false) {
+                    continue;
+                }
+                let (Some(path), Some(size)) = (
+                    add.get("path").and_then(Value::as_str),
+                    add.get("size").and_then(Value::as_i64),
+                ) else {
+                    continue;
+                };
+                let file = SegmentFile {
+                    path: path.to_string(),
+                    size,
+                    rows: None,
+                    partition_values: Default::default(),
+                };
+                segment_sessions(&table, &file, &mut sessions).await?;
+            }
+        }
+        Ok(Some(sessions))
+    }
+}
+
+/// Adds the `session_id` values of `file` to `sessions`.
+async fn segment_sessions(
+    table: &DeltaTable,
+    file: &SegmentFile,
+    sessions: &mut HashSet<String>,
+) -> Result<(), StoreError> {
+    for_each_session_id(table, file, |id| {
+        if !sessions.contains(id) {
+            sessions.insert(id.to_string());
+        }
+    })
+    .await
 }

@@ -32,7 +32,10 @@ pub mod segments;
 mod staged;
 pub use segments::DEFAULT_TARGET_SEGMENT_BYTES;
 
-pub use derived::{DerivedLineage, DERIVED_LINEAGE_COLUMNS, DERIVED_TABLES};
+pub use derived::{
+    DerivedCommit, DerivedLineage, DerivedReplace, DerivedTableWriter, DERIVED_LINEAGE_COLUMNS,
+    DERIVED_SEGMENT_BYTES, DERIVED_TABLES,
+};
 pub use erase::{AffectedExport, ErasureReceipt, ErasureSelector, TableErasure};
 pub use error::StoreError;
 pub use events::{AppendOutcome, CheckpointRow, CommitInfo, EventStore, EVENTS_TABLE};

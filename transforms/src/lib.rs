@@ -8,8 +8,9 @@
 //! judge::judge: turns ──OpenAI-compatible endpoint, k votes──▶ `annotation` events
 //! ```
 //!
-//! Derived tables are Delta tables beside `events`, each rebuilt whole by
-//! [`derive`] and recording the `events` version and parameters it was built
+//! Derived tables are Delta tables beside `events`, each built by
+//! [`derive`] (a DataFusion plan, [`session_plan`]; in full or for the
+//! sessions touched since the last build, [`derive_job`]) and recording the `events` version and parameters it was built
 //! from ([`trajectory_store::DerivedLineage`]). Every derived table carries a
 //! `session_id` [utf8] column and an `event_ids` [list<utf8>] column (the
 //! events each row was derived from), so that `trajectory erase` can remove
@@ -18,9 +19,11 @@
 
 mod columns;
 pub mod dedupe;
+pub mod derive_job;
 pub mod judge;
 pub mod minhash;
 pub mod rewards;
+pub mod session_plan;
 pub mod trajectories;
 pub mod transcript;
 pub mod turns;
@@ -29,9 +32,10 @@ pub mod user_text;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use thiserror::Error;
-use trajectory_query::{AsOf, QueryEngine, QueryError};
-use trajectory_store::{DerivedLineage, EventStore, StoreError};
+use trajectory_query::{AsOf, QueryError};
+use trajectory_store::StoreError;
 
+pub use derive_job::{derive, DeriveScope, DEFAULT_DERIVE_MEMORY_BYTES};
 pub use rewards::{Credit, RewardParams, REWARDS_METHOD_VERSION};
 pub use trajectories::{EpisodeRule, TRAJECTORIES_JOB_VERSION};
 pub use turns::TURNS_JOB_VERSION;
@@ -66,6 +70,11 @@ pub struct DeriveOptions {
     pub as_of: Option<AsOf>,
     pub rewards: RewardParams,
     pub episodes: EpisodeRule,
+    /// Rebuild every session even when an incremental build is possible.
+    pub full: bool,
+    /// Bytes of memory the plan's sort and repartition may hold before they
+    /// spill to disk; [`DEFAULT_DERIVE_MEMORY_BYTES`] when `None`.
+    pub memory_limit: Option<usize>,
 }
 
 impl DeriveOptions {
@@ -121,6 +130,11 @@ pub struct DerivedTableSummary {
     /// The derived table's Delta version; `None` when it was up to date.
     pub version: Option<u64>,
     pub job_version: String,
+    /// Segments the build added.
+    pub segments_written: usize,
+    /// Old rows the build replaced (every row of a full build; the rebuilt
+    /// sessions' rows of an incremental one).
+    pub rows_replaced: usize,
 }
 
 /// What [`derive`] did.
@@ -131,118 +145,15 @@ pub struct DeriveSummary {
     /// True when every table already recorded this events version and these
     /// parameters: nothing was written.
     pub up_to_date: bool,
+    /// Full or incremental; `None` when up to date.
+    pub scope: Option<DeriveScope>,
     pub tables: Vec<DerivedTableSummary>,
+    /// Sessions derived (all of them, or those an incremental build touched).
     pub sessions: usize,
 }
 
-const JOBS: [(&str, &str); 3] = [
+pub(crate) const JOBS: [(&str, &str); 3] = [
     ("turns", TURNS_JOB_VERSION),
     ("trajectories", TRAJECTORIES_JOB_VERSION),
     ("rewards", REWARDS_METHOD_VERSION),
 ];
-
-/// Builds `turns`, then `trajectories`, then `rewards` from one version of the
-/// log and replaces each derived table (one Delta commit per table, lineage in
-/// the commit). When all three already record the same events version, job
-/// versions and parameters, writes nothing and says so.
-///
-/// Errors: [`DeriveError::InvalidOption`]; [`QueryError::Empty`] (as
-/// [`DeriveError::Query`]) when nothing was ingested; store errors on write.
-pub async fn derive(
-    store: &EventStore,
-    options: &DeriveOptions,
-) -> Result<DeriveSummary, DeriveError> {
-    options.validate()?;
-    let engine = QueryEngine::open(store, options.as_of.as_ref()).await?;
-    let events_version = engine.events_version();
-    let params = options.params();
-    let lineage = |job: &str, job_version: &str| DerivedLineage {
-        events_version,
-        job: job.to_string(),
-        job_version: job_version.to_string(),
-        params: params.clone(),
-    };
-    let mut up_to_date = true;
-    for (job, version) in JOBS {
-        if store.derived_lineage(job).await?.as_ref() != Some(&lineage(job, version)) {
-            up_to_date = false;
-        }
-    }
-    if up_to_date {
-        return Ok(DeriveSummary {
-            events_version,
-            up_to_date: true,
-            tables: JOBS
-                .iter()
-                .map(|(job, version)| DerivedTableSummary {
-                    name: job.to_string(),
-                    rows: 0,
-                    version: None,
-                    job_version: version.to_string(),
-                })
-                .collect(),
-            sessions: 0,
-        });
-    }
-    let log = transcript::read_event_log(&engine).await?;
-    let session_turns: Vec<turns::SessionTurns> = log.sessions.iter().map(turns::segment).collect();
-    let episodes: Vec<trajectories::Trajectory> = log
-        .sessions
-        .iter()
-        .zip(&session_turns)
-        .enumerate()
-        .flat_map(|(i, (session, turns))| {
-            trajectories::segment_episodes(i, session, turns, &options.episodes)
-        })
-        .collect();
-    let reward_rows = rewards::compute_rewards(
-        &log.sessions,
-        &session_turns,
-        &episodes,
-        &log.side_events,
-        &options.rewards,
-    );
-    let pairs: Vec<(&transcript::Session, &turns::SessionTurns)> =
-        log.sessions.iter().zip(&session_turns).collect();
-    let batches = [
-        (
-            "turns",
-            turns::turns_schema(),
-            turns::turns_batch(&pairs, events_version)?,
-        ),
-        (
-            "trajectories",
-            trajectories::trajectories_schema(),
-            trajectories::trajectories_batch(
-                &log.sessions,
-                &session_turns,
-                &episodes,
-                events_version,
-            )?,
-        ),
-        (
-            "rewards",
-            rewards::rewards_schema(),
-            rewards::rewards_batch(&reward_rows, events_version)?,
-        ),
-    ];
-    let mut tables = Vec::new();
-    for ((name, schema, batch), (_, job_version)) in batches.into_iter().zip(JOBS) {
-        let rows = batch.num_rows();
-        let version = store
-            .replace_derived_table(name, schema, vec![batch], &lineage(name, job_version))
-            .await?;
-        tables.push(DerivedTableSummary {
-            name: name.to_string(),
-            rows,
-            version: Some(version),
-            job_version: job_version.to_string(),
-        });
-    }
-    Ok(DeriveSummary {
-        events_version,
-        up_to_date: false,
-        tables,
-        sessions: log.sessions.len(),
-    })
-}
