@@ -83,6 +83,20 @@ impl fmt::Display for AsOf {
     }
 }
 
+/// How a job's engine differs from the interactive one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Bytes of the memory pool the spilling operators (sort, repartition,
+    /// aggregate) share fairly: past it they spill to the OS temporary
+    /// directory instead of growing. `None` leaves memory unbounded
+    /// (DataFusion's default).
+    pub memory_limit: Option<usize>,
+    /// Evaluate filters inside the Parquet scan (late materialisation): the
+    /// filter columns are decoded first and the others only for matching
+    /// rows. Worth it for selective filters such as a list of sessions.
+    pub pushdown_filters: bool,
+}
+
 /// A query session over one version of the event log.
 pub struct QueryEngine {
     ctx: SessionContext,
@@ -96,19 +110,16 @@ impl QueryEngine {
     /// Errors: [`QueryError::Empty`] when nothing was ingested yet; a store
     /// error when the version does not exist.
     pub async fn open(store: &EventStore, as_of: Option<&AsOf>) -> Result<QueryEngine, QueryError> {
-        QueryEngine::open_with_memory_limit(store, as_of, None).await
+        QueryEngine::open_with(store, as_of, EngineOptions::default()).await
     }
 
-    /// Like [`QueryEngine::open`], with a memory pool of `memory_limit` bytes
-    /// that the spilling operators (sort, repartition, aggregate) share
-    /// fairly: past it they spill to the OS temporary directory instead of
-    /// growing. `None` leaves memory unbounded (DataFusion's default).
+    /// Like [`QueryEngine::open`], with the [`EngineOptions`] of a job.
     ///
     /// Errors: those of [`QueryEngine::open`].
-    pub async fn open_with_memory_limit(
+    pub async fn open_with(
         store: &EventStore,
         as_of: Option<&AsOf>,
-        memory_limit: Option<usize>,
+        options: EngineOptions,
     ) -> Result<QueryEngine, QueryError> {
         let mut table = match store.events_table().await? {
             Some(table) => table,
@@ -141,7 +152,8 @@ impl QueryEngine {
         // filters: 8 % of the audit-query suite over the 51 segments of the
         // 100 MB benchmark history (docs/benchmarks.md, session 24).
         config.options_mut().execution.parquet.bloom_filter_on_read = false;
-        let ctx = match memory_limit {
+        config.options_mut().execution.parquet.pushdown_filters = options.pushdown_filters;
+        let ctx = match options.memory_limit {
             Some(bytes) => {
                 let runtime = RuntimeEnvBuilder::new()
                     .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))

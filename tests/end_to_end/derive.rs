@@ -290,3 +290,101 @@ fn judge_reports_an_unreachable_endpoint() {
         0
     );
 }
+
+/// The rows of the three derived tables, sorted by their ids, as JSON text.
+/// `events_version` is left out: it says which version of the log a row's
+/// session was last derived from, older for the sessions an incremental
+/// build did not touch.
+fn derived_rows(ws: &Workspace) -> Vec<String> {
+    [
+        ("turns", "turn_id"),
+        ("trajectories", "trajectory_id"),
+        ("rewards", "reward_id"),
+    ]
+    .iter()
+    .map(|(table, id)| {
+        ws.ok([
+            "sql",
+            "--format",
+            "json",
+            &format!("SELECT * EXCLUDE (events_version) FROM {table} ORDER BY {id}"),
+        ])
+    })
+    .collect()
+}
+
+#[test]
+fn derive_after_new_events_rebuilds_only_touched_sessions_and_equals_a_full_build() {
+    let ws = Workspace::new();
+    let sessions_dir = examples().join("real-run/openclaw-2026.5.28/agents/main/sessions");
+    let mut transcripts: Vec<std::path::PathBuf> = std::fs::read_dir(&sessions_dir)
+        .expect("real-run sessions")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    transcripts.sort();
+    assert!(transcripts.len() >= 4, "{transcripts:?}");
+    let live = ws.path("live/agents/main/sessions");
+    std::fs::create_dir_all(&live).expect("live dir");
+    let copy = |from: &std::path::Path, lines: Option<usize>| {
+        let text = std::fs::read_to_string(from).expect("read transcript");
+        let kept: String = match lines {
+            Some(n) => text.lines().take(n).map(|l| format!("{l}\n")).collect(),
+            None => text,
+        };
+        std::fs::write(live.join(from.file_name().expect("name")), kept).expect("write");
+    };
+    // Day 1: all but the last transcript, and the first one cut in half.
+    let (grown, held_back) = (&transcripts[0], transcripts.last().expect("one"));
+    let grown_lines = std::fs::read_to_string(grown)
+        .expect("read")
+        .lines()
+        .count();
+    assert!(grown_lines >= 4);
+    for t in &transcripts[..transcripts.len() - 1] {
+        copy(t, (t == grown).then_some(grown_lines / 2));
+    }
+    ws.ingest(&[&ws.path("live")]);
+    let first: Value = serde_json::from_str(&ws.ok(["derive", "--json"])).expect("json");
+    assert_eq!(first["scope"], "full");
+    let all_sessions = first["sessions"].as_i64().expect("sessions");
+
+    // Day 2: the grown session gets its other half, a new session arrives.
+    copy(grown, None);
+    copy(held_back, None);
+    ws.ingest(&[&ws.path("live")]);
+    let second: Value = serde_json::from_str(&ws.ok(["derive", "--json"])).expect("json");
+    assert!(
+        second["scope"]["incremental"]["since_version"].is_u64(),
+        "{second}"
+    );
+    assert_eq!(
+        second["sessions"], 2,
+        "the grown and the new session: {second}"
+    );
+    let turns = second["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "turns"))
+        .cloned()
+        .expect("turns summary");
+    assert!(turns["rows_replaced"].as_i64().unwrap_or(0) > 0, "{turns}");
+    let incremental = derived_rows(&ws);
+    assert_eq!(
+        ws.count("SELECT max(events_version) FROM turns"),
+        second["events_version"].as_i64().expect("version")
+    );
+
+    // A full build of the same version gives the same rows.
+    let full: Value = serde_json::from_str(&ws.ok(["derive", "--full", "--json"])).expect("json");
+    assert_eq!(full["scope"], "full");
+    assert_eq!(full["sessions"].as_i64(), Some(all_sessions + 1));
+    let rebuilt = derived_rows(&ws);
+    for (k, (a, b)) in incremental.iter().zip(&rebuilt).enumerate() {
+        assert!(a == b, "table {k} differs after the incremental build");
+    }
+
+    // GRPO compares sessions: always a full build, advantages over every session.
+    let grpo: Value =
+        serde_json::from_str(&ws.ok(["derive", "--credit", "grpo", "--json"])).expect("json");
+    assert_eq!(grpo["scope"], "full");
+}

@@ -29,7 +29,7 @@ use arrow::ipc::writer::FileWriter;
 use datafusion::physical_plan::execute_stream;
 use futures::StreamExt;
 use serde::Serialize;
-use trajectory_query::{QueryEngine, QueryError};
+use trajectory_query::{AsOf, EngineOptions, QueryEngine, QueryError};
 use trajectory_store::{DerivedLineage, DerivedReplace, DerivedTableWriter, EventStore};
 
 use crate::rewards::{self, group_advantages, Credit};
@@ -69,8 +69,15 @@ pub async fn derive(
 ) -> Result<DeriveSummary, DeriveError> {
     options.validate()?;
     let memory = options.memory_limit.unwrap_or(DEFAULT_DERIVE_MEMORY_BYTES);
-    let engine =
-        QueryEngine::open_with_memory_limit(store, options.as_of.as_ref(), Some(memory)).await?;
+    let engine = QueryEngine::open_with(
+        store,
+        options.as_of.as_ref(),
+        EngineOptions {
+            memory_limit: Some(memory),
+            pushdown_filters: false,
+        },
+    )
+    .await?;
     let events_version = engine.events_version();
     let params = options.params();
     let lineage = |job: &str, job_version: &str, events_version: u64| DerivedLineage {
@@ -87,7 +94,7 @@ pub async fn derive(
         let (job, job_version) = JOBS[k];
         built_from[k].as_ref() == Some(&lineage(job, job_version, version))
     };
-    if (0..JOBS.len()).all(|k| current(k, events_version)) {
+    if !options.full && (0..JOBS.len()).all(|k| current(k, events_version)) {
         return Ok(DeriveSummary {
             events_version,
             up_to_date: true,
@@ -124,6 +131,22 @@ pub async fn derive(
             since_version: *base,
         },
         None => DeriveScope::Full,
+    };
+    // An incremental build reads a few sessions out of the whole log: its
+    // engine filters inside the scan, decoding the other columns only for
+    // those sessions' rows.
+    let engine = if touched.is_some() {
+        QueryEngine::open_with(
+            store,
+            Some(&AsOf::Version(events_version)),
+            EngineOptions {
+                memory_limit: Some(memory),
+                pushdown_filters: true,
+            },
+        )
+        .await?
+    } else {
+        engine
     };
     let frame = engine
         .frame(&input_sql(touched.as_ref().map(|(_, s)| s)))
