@@ -168,6 +168,9 @@ pub enum ExportTarget {
     Grpo,
     /// OpenClaw-RL style turns: context, response, next state, score, loss mask.
     RlTurns,
+    /// OpenClaw-RL's own JSONL records (record.jsonl, record_prm.jsonl,
+    /// feedback_store.jsonl): one record per LLM call, as its proxy writes them.
+    OpenclawRl,
 }
 
 #[derive(Debug, Args)]

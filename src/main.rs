@@ -394,6 +394,12 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
         ExportTarget::TrlSft => {
             trl::export_trl_sft_filtered(&engine, &args.out, &options, &filters).await?
         }
+        ExportTarget::OpenclawRl => {
+            trajectory_exporters::openclaw_rl::export_openclaw_rl(
+                &engine, &args.out, &options, &filters,
+            )
+            .await?
+        }
         other => {
             use trajectory_exporters::training::{export_training, TrainingTarget};
             let target = match other {

@@ -3,6 +3,7 @@
 //! One module per target: [`trl`] (`trl-sft`, from the events),
 //! [`openai_sft`], [`openai_dpo`], [`preference`] (`trl-preference`), [`kto`],
 //! [`grpo`], [`rl_turns`] (from the derived tables, driven by [`training`]),
+//! [`openclaw_rl`] (OpenClaw-RL's JSONL records),
 //! [`compliance`] (the compliance report). Shared pieces: [`conversation`]
 //! rebuilds a session's active branch, [`messages`] converts message shapes,
 //! [`filters`] holds the row filters and the train/validation split,
@@ -19,6 +20,7 @@ pub mod manifest;
 pub mod messages;
 pub mod openai_dpo;
 pub mod openai_sft;
+pub mod openclaw_rl;
 pub mod preference;
 pub mod rl_turns;
 pub mod shards;

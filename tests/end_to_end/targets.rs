@@ -790,3 +790,97 @@ fn nightly_build_is_reproducible_and_skips_when_nothing_changed() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown target"));
 }
+
+/// Reads an `openclaw-rl` export as OpenClaw-RL's Python does (`json.loads`
+/// per line) and checks every line is exactly what `json.dumps(record,
+/// ensure_ascii=False)` writes, with its keys in the proxy's order. Prints
+/// counts and the (session, turn) pairs as JSON.
+const READ_OPENCLAW_RL: &str = r#"
+import json, sys
+d = sys.argv[1]
+orders = {
+    "record.jsonl": ["session_id", "turn", "timestamp", "messages", "prompt_text",
+                     "response_text", "tool_calls", "next_state"],
+    "record_prm.jsonl": ["session_id", "turn", "score", "votes"],
+    "feedback_store.jsonl": ["session_id", "turn", "prompt_text", "response_text", "label",
+                             "timestamp", "message_index"],
+}
+out = {}
+for name, keys in orders.items():
+    rows = []
+    with open(f"{d}/{name}", encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            assert json.dumps(rec, ensure_ascii=False) + "\n" == line, (name, line[:200])
+            got = list(rec.keys())
+            if name == "record_prm.jsonl" and "representative_eval" in got:
+                assert rec["score"] != 0.0 and got[-1] == "representative_eval", line
+                got = got[:-1]
+            assert got == keys, (name, got)
+            rows.append(rec)
+    out[name] = rows
+records = out["record.jsonl"]
+by_session = {}
+for r in records:
+    by_session.setdefault(r["session_id"], []).append(r["turn"])
+    assert r["messages"] and r["prompt_text"].endswith("<|im_start|>assistant\n"), r
+    assert r["response_text"].endswith("<|im_end|>\n")
+    assert r["tool_calls"] is None or r["tool_calls"][0]["type"] == "function"
+for turns in by_session.values():
+    assert turns == list(range(1, len(turns) + 1)), turns
+with_next = {(r["session_id"], r["turn"]) for r in records if r["next_state"] is not None}
+prm = {(r["session_id"], r["turn"]) for r in out["record_prm.jsonl"]}
+assert prm == with_next, (len(prm), len(with_next))
+assert all(r["score"] in (1.0, -1.0, 0.0) and isinstance(r["score"], float) for r in out["record_prm.jsonl"])
+assert all(all(v in (1, -1, 0, "fail") for v in r["votes"]) for r in out["record_prm.jsonl"])
+assert [(r["session_id"], r["turn"]) for r in out["feedback_store.jsonl"]] == \
+    [(r["session_id"], r["turn"]) for r in records]
+assert all(r["label"] in (1, -1) for r in out["feedback_store.jsonl"])
+print(json.dumps({"records": len(records), "prm": len(prm),
+    "negative": sum(r["label"] == -1 for r in out["feedback_store.jsonl"]),
+    "tool_calls": sum(r["tool_calls"] is not None for r in records),
+    "prm_scores": sorted({r["score"] for r in out["record_prm.jsonl"]})}))
+"#;
+
+#[test]
+fn openclaw_rl_records_read_back_as_its_proxy_writes_them() {
+    let ws = Workspace::new();
+    ws.ingest(&[&examples()]);
+    ws.ok(["derive"]);
+    let out = ws.path("orl");
+    let summary = export(&ws, "openclaw-rl", &out, &[]);
+    let read: Value = serde_json::from_str(&python(
+        READ_OPENCLAW_RL,
+        &[out.to_str().expect("utf-8 path")],
+    ))
+    .expect("json");
+    // One record per LLM call of a turn that produced a message: counted
+    // independently from the events (failed calls with no text and no tool
+    // call produce none).
+    let calls = ws.count(
+        "SELECT count(*) FROM events e WHERE e.kind = 'llm_call' \
+         AND e.event_id IN (SELECT unnest(event_ids) FROM turns) \
+         AND NOT ((e.text IS NULL OR e.text = '') \
+           AND (e.stop_reason IN ('error', 'aborted') OR e.error IS NOT NULL) \
+           AND NOT EXISTS (SELECT 1 FROM events t WHERE t.kind = 'tool_call' \
+             AND t.session_id = e.session_id AND t.entry_id = e.entry_id))",
+    );
+    assert!(calls > 10, "{calls}");
+    assert_eq!(read["records"], calls);
+    assert_eq!(summary["rows"], calls);
+    assert!(read["tool_calls"].as_i64().unwrap_or(0) > 0, "{read}");
+    // The examples have failed tool calls: some calls score -1, some +1.
+    assert_eq!(read["prm_scores"][0], -1.0, "{read}");
+    assert_eq!(
+        read["prm_scores"].as_array().map(|a| a.len()),
+        Some(3),
+        "{read}"
+    );
+    // Lineage: every conversation record, with the events behind it.
+    let manifest = manifest(&out);
+    assert_eq!(
+        manifest["lineage"].as_array().map(Vec::len),
+        Some(calls as usize)
+    );
+    assert_eq!(manifest["shards"][0]["path"], "record.jsonl");
+}

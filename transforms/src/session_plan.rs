@@ -58,6 +58,7 @@ use crate::transcript::Session;
 use crate::transcript::{SideEvent, TranscriptEvent};
 use crate::turns;
 use crate::DeriveError;
+use trajectory_query::QueryEngine;
 
 /// Kinds of the side events the reward rules read.
 pub const SIDE_KINDS: [&str; 3] = ["cron_run", "fallback_decision", "annotation"];
@@ -343,7 +344,7 @@ impl ExecutionPlan for SessionDeriveExec {
         let fold = SessionFold {
             input,
             params: self.params,
-            current: None,
+            rows: SessionRows::default(),
             pending: Default::default(),
             done: false,
         };
@@ -376,62 +377,124 @@ impl ExecutionPlan for SessionDeriveExec {
 struct SessionFold {
     input: SendableRecordBatchStream,
     params: SessionDeriveParams,
-    current: Option<(Session, Vec<SideEvent>)>,
+    rows: SessionRows,
     pending: [Vec<RecordBatch>; 4],
     done: bool,
 }
 
 impl SessionFold {
-    /// Adds the rows of `batch` to the current session, deriving each
-    /// session as the next one starts.
+    /// Adds the rows of `batch`, deriving each session as the next one starts.
     fn consume(&mut self, batch: &RecordBatch) -> DfResult<()> {
+        let complete = self
+            .rows
+            .push(batch)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for (session, side) in complete {
+            self.derive(session, side)?;
+        }
+        Ok(())
+    }
+
+    /// Derives the last gathered session.
+    fn finish_session(&mut self) -> DfResult<()> {
+        if let Some((session, side)) = self.rows.finish() {
+            self.derive(session, side)?;
+        }
+        Ok(())
+    }
+
+    fn derive(&mut self, session: Session, side: Vec<SideEvent>) -> DfResult<()> {
+        let batches = derive_session(&session, &side, &self.params)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for (output, batch) in DerivedOutput::ALL.iter().zip(batches) {
+            if batch.num_rows() > 0 {
+                self.pending[output.index()].push(batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next output batch: a table with [`OUTPUT_BATCH_ROWS`] pending
+    /// rows, or any pending rows once the input is done.
+    fn ready_batch(&mut self) -> DfResult<Option<RecordBatch>> {
+        for output in DerivedOutput::ALL {
+            let pending = &mut self.pending[output.index()];
+            let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
+            if rows == 0 || (rows < OUTPUT_BATCH_ROWS && !self.done) {
+                continue;
+            }
+            let batch = concat_batches(&output.schema(), pending.iter())?;
+            pending.clear();
+            return Ok(Some(wrap_output(output, batch)?));
+        }
+        Ok(None)
+    }
+}
+
+/// Gathers rows of [`input_sql`], sorted by (`session_id`, `part`, `pos`,
+/// `event_id`), into whole sessions: each session is complete when the next
+/// one starts (or at [`SessionRows::finish`]). Holds one session at a time.
+#[derive(Default)]
+pub struct SessionRows {
+    current: Option<(Session, Vec<SideEvent>)>,
+}
+
+impl SessionRows {
+    /// Adds the rows of `batch`; returns the sessions it completed, each with
+    /// its side events in time order. Sessions without transcript events are
+    /// dropped.
+    ///
+    /// Errors: [`DeriveError::Column`] when a column of [`input_sql`] is
+    /// missing or has another type.
+    pub fn push(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> Result<Vec<(Session, Vec<SideEvent>)>, DeriveError> {
+        let mut complete = Vec::new();
         let c = Columns::new(batch);
-        let external = |e: DeriveError| DataFusionError::External(Box::new(e));
-        let strings = |name: &str| c.strings(name).map_err(external);
-        let ints = |name: &str| c.ints(name).map_err(external);
         let (session, part, event_id, kind, agent) = (
-            strings("session_id")?,
-            ints("part")?,
-            strings("event_id")?,
-            strings("kind")?,
-            strings("agent_id")?,
+            c.strings("session_id")?,
+            c.ints("part")?,
+            c.strings("event_id")?,
+            c.strings("kind")?,
+            c.strings("agent_id")?,
         );
         let (entry, parent, role, provider, model, locality, text) = (
-            strings("entry_id")?,
-            strings("parent_id")?,
-            strings("role")?,
-            strings("provider")?,
-            strings("model")?,
-            strings("locality")?,
-            strings("text")?,
+            c.strings("entry_id")?,
+            c.strings("parent_id")?,
+            c.strings("role")?,
+            c.strings("provider")?,
+            c.strings("model")?,
+            c.strings("locality")?,
+            c.strings("text")?,
         );
         let (call_id, tool_name, tool_args, tool_status) = (
-            strings("tool_call_id")?,
-            strings("tool_name")?,
-            strings("tool_args")?,
-            strings("tool_status")?,
+            c.strings("tool_call_id")?,
+            c.strings("tool_name")?,
+            c.strings("tool_args")?,
+            c.strings("tool_status")?,
         );
-        let tool_is_error = c.bools("tool_is_error").map_err(external)?;
+        let tool_is_error = c.bools("tool_is_error")?;
         let (stop_reason, error, status, decision) = (
-            strings("stop_reason")?,
-            strings("error")?,
-            strings("status")?,
-            strings("decision")?,
+            c.strings("stop_reason")?,
+            c.strings("error")?,
+            c.strings("status")?,
+            c.strings("decision")?,
         );
         let (req_p, req_m, next_p, next_m, attributes) = (
-            strings("requested_provider")?,
-            strings("requested_model")?,
-            strings("next_provider")?,
-            strings("next_model")?,
-            strings("attributes")?,
+            c.strings("requested_provider")?,
+            c.strings("requested_model")?,
+            c.strings("next_provider")?,
+            c.strings("next_model")?,
+            c.strings("attributes")?,
         );
         let (ts, seq, input, output) = (
-            ints("ts_us")?,
-            ints("seq")?,
-            ints("input_tokens")?,
-            ints("output_tokens")?,
+            c.ints("ts_us")?,
+            c.ints("seq")?,
+            c.ints("input_tokens")?,
+            c.ints("output_tokens")?,
         );
-        let cost = c.floats("cost_usd").map_err(external)?;
+        let cost = c.floats("cost_usd")?;
         for i in 0..batch.num_rows() {
             let Some(session_id) = session[i].as_deref() else {
                 continue;
@@ -441,7 +504,7 @@ impl SessionFold {
                 .as_ref()
                 .is_none_or(|(s, _)| s.session_id != session_id)
             {
-                self.finish_session()?;
+                complete.extend(self.finish());
                 self.current = Some((
                     Session {
                         session_id: session_id.to_string(),
@@ -502,45 +565,72 @@ impl SessionFold {
                 cost_usd: cost[i],
             });
         }
-        Ok(())
+        Ok(complete)
     }
 
-    /// Derives the gathered session (if it has transcript events) into the
-    /// pending output.
-    fn finish_session(&mut self) -> DfResult<()> {
-        let Some((session, mut side)) = self.current.take() else {
-            return Ok(());
-        };
+    /// The session being gathered, if it has transcript events; call once
+    /// the input is done.
+    pub fn finish(&mut self) -> Option<(Session, Vec<SideEvent>)> {
+        let (session, mut side) = self.current.take()?;
         if session.events.is_empty() {
-            return Ok(());
+            return None;
         }
-        // Side events arrive sorted by time; transcript rows sorted by seq.
+        // Transcript rows arrive by seq; side rows by time already, but a
+        // transcript event of a side kind sorts among the transcript.
         side.sort_by(|a, b| (a.ts_us, &a.event_id).cmp(&(b.ts_us, &b.event_id)));
-        let batches = derive_session(&session, &side, &self.params)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        for (output, batch) in DerivedOutput::ALL.iter().zip(batches) {
-            if batch.num_rows() > 0 {
-                self.pending[output.index()].push(batch);
-            }
-        }
-        Ok(())
+        Some((session, side))
     }
+}
 
-    /// The next output batch: a table with [`OUTPUT_BATCH_ROWS`] pending
-    /// rows, or any pending rows once the input is done.
-    fn ready_batch(&mut self) -> DfResult<Option<RecordBatch>> {
-        for output in DerivedOutput::ALL {
-            let pending = &mut self.pending[output.index()];
-            let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
-            if rows == 0 || (rows < OUTPUT_BATCH_ROWS && !self.done) {
-                continue;
+/// Every session of the log (or of `sessions`) with its side events, in
+/// `session_id` order, read through one sorted DataFusion stream (the sort
+/// spills under the engine's memory pool): one session in memory at a time.
+///
+/// Errors: planning or execution errors of the query.
+pub async fn stream_sessions(
+    engine: &QueryEngine,
+    sessions: Option<&HashSet<String>>,
+) -> Result<impl futures::Stream<Item = Result<(Session, Vec<SideEvent>), DeriveError>>, DeriveError>
+{
+    let sql = format!(
+        "{} ORDER BY session_id, part, pos, event_id",
+        input_sql(sessions)
+    );
+    let stream = engine
+        .frame(&sql)
+        .await?
+        .execute_stream()
+        .await
+        .map_err(trajectory_query::QueryError::from)?;
+    let state = (
+        stream,
+        SessionRows::default(),
+        std::collections::VecDeque::new(),
+        false,
+    );
+    Ok(futures::stream::try_unfold(
+        state,
+        |(mut stream, mut rows, mut ready, mut done)| async move {
+            loop {
+                if let Some(next) = ready.pop_front() {
+                    return Ok(Some((next, (stream, rows, ready, done))));
+                }
+                if done {
+                    return Ok(None);
+                }
+                match stream.next().await {
+                    Some(batch) => {
+                        let batch = batch.map_err(trajectory_query::QueryError::from)?;
+                        ready.extend(rows.push(&batch)?);
+                    }
+                    None => {
+                        ready.extend(rows.finish());
+                        done = true;
+                    }
+                }
             }
-            let batch = concat_batches(&output.schema(), pending.iter())?;
-            pending.clear();
-            return Ok(Some(wrap_output(output, batch)?));
-        }
-        Ok(None)
-    }
+        },
+    ))
 }
 
 /// Derives one session: its `turns`, `trajectories`, `rewards` rows and its
