@@ -21,7 +21,7 @@ use deltalake::datafusion::dataframe::DataFrame;
 use deltalake::datafusion::datasource::TableProvider;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
-use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::TaskContext;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
@@ -95,6 +95,10 @@ pub struct EngineOptions {
     /// filter columns are decoded first and the others only for matching
     /// rows. Worth it for selective filters such as a list of sessions.
     pub pushdown_filters: bool,
+    /// Rows per batch (DataFusion's default 8192 when `None`). A job whose
+    /// rows carry whole tool outputs sorts smaller batches, so that a merge
+    /// of spilled runs fits its memory share.
+    pub batch_size: Option<usize>,
 }
 
 /// A query session over one version of the event log.
@@ -153,10 +157,18 @@ impl QueryEngine {
         // 100 MB benchmark history (docs/benchmarks.md, session 24).
         config.options_mut().execution.parquet.bloom_filter_on_read = false;
         config.options_mut().execution.parquet.pushdown_filters = options.pushdown_filters;
+        if let Some(rows) = options.batch_size {
+            config = config.with_batch_size(rows.max(1));
+        }
         let ctx = match options.memory_limit {
             Some(bytes) => {
                 let runtime = RuntimeEnvBuilder::new()
-                    .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+                    // The top consumers are named in a "resources exhausted"
+                    // error, so a user sees what to raise.
+                    .with_memory_pool(Arc::new(TrackConsumersPool::new(
+                        FairSpillPool::new(bytes),
+                        std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+                    )))
                     .build_arc()?;
                 SessionContext::new_with_config_rt(config, runtime)
             }

@@ -148,8 +148,9 @@ impl EventStore {
 }
 
 /// Size at which a derived-table writer closes a segment and starts the next
-/// (bytes of Parquet): 16 MiB, so a large derive writes many segments that
-/// later jobs can read in parallel and an incremental derive rewrites few.
+/// (bytes of Arrow data written into it, a few MiB of Parquet): 16 MiB, so
+/// memory stays bounded, a large derive writes many segments that later
+/// jobs can read in parallel, and an incremental derive rewrites few.
 pub const DERIVED_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Which rows of a derived table a [`EventStore::commit_derived`] replaces.
@@ -182,13 +183,16 @@ pub struct DerivedCommit {
 /// until [`EventStore::commit_derived`]; a writer dropped without a commit
 /// leaves only unreferenced files (removed by `vacuum`).
 ///
-/// Memory: the open segment's current row group, not the rows written.
+/// Memory: the open segment (at most [`DERIVED_SEGMENT_BYTES`] of Arrow
+/// data), not the rows written.
 pub struct DerivedTableWriter {
     name: String,
     schema: SchemaRef,
     writer: RecordBatchWriter,
     adds: Vec<Add>,
     rows: usize,
+    /// Arrow bytes written into the open segment.
+    open_bytes: usize,
 }
 
 impl DerivedTableWriter {
@@ -202,9 +206,15 @@ impl DerivedTableWriter {
             return Ok(());
         }
         self.rows += batch.num_rows();
+        self.open_bytes += batch.get_array_memory_size();
         self.writer.write(batch).await?;
-        if self.writer.buffer_len() as u64 >= DERIVED_SEGMENT_BYTES {
+        // The Parquet writer holds a row group in memory until it closes
+        // (128 Ki rows): close the segment by the bytes that went in, so a
+        // table of wide rows (a turn carries its context) never waits in
+        // memory whole.
+        if self.open_bytes as u64 >= DERIVED_SEGMENT_BYTES {
             self.adds.extend(self.writer.flush().await?);
+            self.open_bytes = 0;
         }
         Ok(())
     }
@@ -248,10 +258,12 @@ impl EventStore {
             writer,
             adds: Vec::new(),
             rows: 0,
+            open_bytes: 0,
         })
     }
 
-    /// Commits what `writer` wrote to its derived table in one Delta commit,
+    /// Commits what `writers` (of one derived table, e.g. one per partition
+    /// of a plan) wrote in one Delta commit,
     /// replacing the rows `replace` selects and recording `lineage` under
     /// `trajectory.lineage` (plus `trajectory.replaced_sessions` for an
     /// incremental build). Segments of other sessions that also hold a
@@ -261,14 +273,30 @@ impl EventStore {
     /// losing races with other writers.
     pub async fn commit_derived(
         &self,
-        mut writer: DerivedTableWriter,
+        writers: Vec<DerivedTableWriter>,
         replace: DerivedReplace,
         lineage: &DerivedLineage,
     ) -> Result<DerivedCommit, StoreError> {
-        let mut adds = std::mem::take(&mut writer.adds);
-        adds.extend(writer.writer.flush().await?);
-        let name = writer.name.clone();
-        let schema = writer.schema.clone();
+        let Some(first) = writers.first() else {
+            return Err(StoreError::InvalidTable(
+                "a derived commit needs at least one writer".into(),
+            ));
+        };
+        let name = first.name.clone();
+        let schema = first.schema.clone();
+        let mut adds = Vec::new();
+        let mut rows_written = 0;
+        for mut writer in writers {
+            if writer.name != name {
+                return Err(StoreError::InvalidTable(format!(
+                    "writers of {} and {name} in one commit",
+                    writer.name
+                )));
+            }
+            adds.append(&mut writer.adds);
+            adds.extend(writer.writer.flush().await?);
+            rows_written += writer.rows;
+        }
         for _attempt in 0..MAX_COMMIT_ATTEMPTS {
             let Some(table) = self.load_table(&name).await? else {
                 return Err(StoreError::InvalidTable(format!(
@@ -351,7 +379,7 @@ impl EventStore {
                 Ok(version) => {
                     return Ok(DerivedCommit {
                         version,
-                        rows_written: writer.rows,
+                        rows_written,
                         segments_written,
                         rows_replaced,
                         segments_rewritten,

@@ -26,7 +26,8 @@ use arrow::compute::kernels::cmp::{eq, neq};
 use arrow::datatypes::Float64Type;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
-use datafusion::physical_plan::execute_stream;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::execute_stream_partitioned;
 use futures::StreamExt;
 use serde::Serialize;
 use trajectory_query::{AsOf, EngineOptions, QueryEngine, QueryError};
@@ -41,6 +42,11 @@ use crate::{DeriveError, DeriveOptions, DeriveSummary, DerivedTableSummary, JOBS
 /// Memory pool of a derive when the options set none: 256 MiB, shared by
 /// the repartition and the sort (which spill past it).
 pub const DEFAULT_DERIVE_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+
+/// Rows per batch of the derive's scan and sort: events carry whole tool
+/// outputs (a few KiB each), and the merge of spilled sort runs holds one
+/// batch per run, so batches stay around a few MiB.
+pub const DERIVE_BATCH_ROWS: usize = 1024;
 
 /// How much of the log a derive rebuilt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +81,12 @@ pub async fn derive(
         EngineOptions {
             memory_limit: Some(memory),
             pushdown_filters: false,
+            batch_size: Some(
+                std::env::var("TRJ_BATCH")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(DERIVE_BATCH_ROWS),
+            ),
         },
     )
     .await?;
@@ -142,6 +154,12 @@ pub async fn derive(
             EngineOptions {
                 memory_limit: Some(memory),
                 pushdown_filters: true,
+                batch_size: Some(
+                    std::env::var("TRJ_BATCH")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(DERIVE_BATCH_ROWS),
+                ),
             },
         )
         .await?
@@ -168,42 +186,41 @@ pub async fn derive(
     )
     .map_err(QueryError::from)?;
 
-    let mut writers = Vec::new();
-    for output in &DerivedOutput::ALL[..3] {
-        writers.push(
-            store
-                .derived_writer(table_name(*output), output.schema())
-                .await?,
+    // Each partition of the plan derives and writes its own segments (as a
+    // distributed engine's executors would); the commits below take them all.
+    let streams = execute_stream_partitioned(plan, task).map_err(QueryError::from)?;
+    let grpo = options.rewards.credit == Credit::Grpo;
+    let mut partitions = Vec::new();
+    for stream in streams {
+        let mut writers = Vec::new();
+        for output in &DerivedOutput::ALL[..3] {
+            writers.push(
+                store
+                    .derived_writer(table_name(*output), output.schema())
+                    .await?,
+            );
+        }
+        let groups = if grpo { Some(GrpoGroups::new()?) } else { None };
+        partitions.push(tokio::spawn(write_partition(stream, writers, groups)));
+    }
+    let mut written = Vec::new();
+    for task in partitions {
+        written.push(
+            task.await
+                .map_err(|e| DeriveError::Column(format!("a derive partition stopped: {e}")))??,
         );
     }
-    let mut grpo = match options.rewards.credit {
-        Credit::Grpo => Some(GrpoGroups::new()?),
-        _ => None,
-    };
-    let mut sessions = 0;
-    let mut stream = execute_stream(plan, task).map_err(QueryError::from)?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(QueryError::from)?;
-        for (k, output) in DerivedOutput::ALL[..3].iter().enumerate() {
-            let Some(rows) = split_output(&batch, *output)? else {
-                continue;
-            };
-            let rows = match (output, grpo.as_mut()) {
-                (DerivedOutput::Trajectories, Some(groups)) => {
-                    groups.observe_trajectories(&rows)?;
-                    rows
-                }
-                (DerivedOutput::Rewards, Some(groups)) => groups.hold_combined(&rows)?,
-                _ => rows,
-            };
-            writers[k].write(rows).await?;
+    let sessions = written.iter().map(|p| p.sessions).sum();
+    let mut writers: Vec<Vec<DerivedTableWriter>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut all_groups = Vec::new();
+    for partition in written {
+        for (k, writer) in partition.writers.into_iter().enumerate() {
+            writers[k].push(writer);
         }
-        if let Some(markers) = split_output(&batch, DerivedOutput::Sessions)? {
-            sessions += markers.num_rows();
-        }
+        all_groups.extend(partition.groups);
     }
-    if let Some(groups) = grpo {
-        groups.replay(&mut writers[2]).await?;
+    if !all_groups.is_empty() {
+        GrpoGroups::replay_all(all_groups, &mut writers[2]).await?;
     }
 
     let replace = match touched {
@@ -233,6 +250,48 @@ pub async fn derive(
         up_to_date: false,
         scope: Some(scope),
         tables,
+        sessions,
+    })
+}
+
+/// What one partition of the plan wrote.
+struct PartitionOutput {
+    writers: Vec<DerivedTableWriter>,
+    groups: Option<GrpoGroups>,
+    sessions: usize,
+}
+
+/// Drains one partition of the plan into its writers (turns, trajectories,
+/// rewards), holding GRPO's combined rows back when `groups` is set.
+async fn write_partition(
+    mut stream: SendableRecordBatchStream,
+    mut writers: Vec<DerivedTableWriter>,
+    mut groups: Option<GrpoGroups>,
+) -> Result<PartitionOutput, DeriveError> {
+    let mut sessions = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(QueryError::from)?;
+        for (k, output) in DerivedOutput::ALL[..3].iter().enumerate() {
+            let Some(rows) = split_output(&batch, *output)? else {
+                continue;
+            };
+            let rows = match (output, groups.as_mut()) {
+                (DerivedOutput::Trajectories, Some(groups)) => {
+                    groups.observe_trajectories(&rows)?;
+                    rows
+                }
+                (DerivedOutput::Rewards, Some(groups)) => groups.hold_combined(&rows)?,
+                _ => rows,
+            };
+            writers[k].write(rows).await?;
+        }
+        if let Some(markers) = split_output(&batch, DerivedOutput::Sessions)? {
+            sessions += markers.num_rows();
+        }
+    }
+    Ok(PartitionOutput {
+        writers,
+        groups,
         sessions,
     })
 }
@@ -311,14 +370,33 @@ impl GrpoGroups {
         Ok(filter_record_batch(rows, &neq(level, &combined_literal)?)?)
     }
 
-    /// Normalises every group and writes the held rows with their advantage.
-    async fn replay(mut self, writer: &mut DerivedTableWriter) -> Result<(), DeriveError> {
-        self.spill.finish()?;
+    /// Normalises every group over the trajectories of all `partitions` and
+    /// writes each partition's held rows, with their advantage, to the
+    /// matching writer of `writers`.
+    async fn replay_all(
+        partitions: Vec<GrpoGroups>,
+        writers: &mut [DerivedTableWriter],
+    ) -> Result<(), DeriveError> {
+        let mut trajectories = Vec::new();
+        let mut rewards = HashMap::new();
+        let mut spills = Vec::new();
+        for (p, mut groups) in partitions.into_iter().enumerate() {
+            groups.spill.finish()?;
+            // Positions stay in arrival order within a session.
+            trajectories.extend(
+                groups
+                    .trajectories
+                    .into_iter()
+                    .map(|(session, position, id, hash)| (session, (p, position), id, hash)),
+            );
+            rewards.extend(groups.rewards);
+            spills.push(groups.spill.into_inner()?);
+        }
         // Groups in the order of a full derive: sessions by id, then episodes.
-        self.trajectories.sort();
+        trajectories.sort();
         let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
         let mut order = Vec::new();
-        for (_, _, id, hash) in &self.trajectories {
+        for (_, _, id, hash) in &trajectories {
             let members = groups.entry(hash.as_str()).or_default();
             if members.is_empty() {
                 order.push(hash.as_str());
@@ -328,29 +406,30 @@ impl GrpoGroups {
         let mut advantage: HashMap<&str, Option<f64>> = HashMap::new();
         for hash in order {
             let members = &groups[hash];
-            let rewards: Vec<f64> = members
+            let values: Vec<f64> = members
                 .iter()
-                .map(|id| self.rewards.get(*id).copied().unwrap_or(0.0))
+                .map(|id| rewards.get(*id).copied().unwrap_or(0.0))
                 .collect();
-            for (id, a) in members.iter().zip(group_advantages(&rewards)) {
+            for (id, a) in members.iter().zip(group_advantages(&values)) {
                 advantage.insert(id, a);
             }
         }
-        let mut file = self.spill.into_inner()?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| DeriveError::Column(format!("cannot read the spill file: {e}")))?;
-        for batch in FileReader::try_new(file, None)? {
-            let batch = batch?;
-            let trajectory = string_column(&batch, "trajectory_id")?;
-            let values: Float64Array = (0..batch.num_rows())
-                .map(|i| advantage.get(trajectory.value(i)).copied().flatten())
-                .collect();
-            let index = batch.schema().index_of("advantage")?;
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            columns[index] = Arc::new(values);
-            writer
-                .write(RecordBatch::try_new(batch.schema(), columns)?)
-                .await?;
+        for (mut file, writer) in spills.into_iter().zip(writers.iter_mut()) {
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| DeriveError::Column(format!("cannot read the spill file: {e}")))?;
+            for batch in FileReader::try_new(file, None)? {
+                let batch = batch?;
+                let trajectory = string_column(&batch, "trajectory_id")?;
+                let values: Float64Array = (0..batch.num_rows())
+                    .map(|i| advantage.get(trajectory.value(i)).copied().flatten())
+                    .collect();
+                let index = batch.schema().index_of("advantage")?;
+                let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+                columns[index] = Arc::new(values);
+                writer
+                    .write(RecordBatch::try_new(batch.schema(), columns)?)
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -66,6 +66,10 @@ pub const SIDE_KINDS: [&str; 3] = ["cron_run", "fallback_decision", "annotation"
 /// Output rows a table gathers before the operator emits them as one batch.
 const OUTPUT_BATCH_ROWS: usize = 4096;
 
+/// Bytes of output a table gathers before the operator emits them: a turn
+/// carries its whole context, so rows alone do not bound a batch.
+const OUTPUT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 /// What the per-session jobs run with: the reward and episode parameters and
 /// the `events` version written into every row.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -414,13 +418,15 @@ impl SessionFold {
         Ok(())
     }
 
-    /// The next output batch: a table with [`OUTPUT_BATCH_ROWS`] pending
+    /// The next output batch: a table with [`OUTPUT_BATCH_ROWS`] or [`OUTPUT_BATCH_BYTES`] pending
     /// rows, or any pending rows once the input is done.
     fn ready_batch(&mut self) -> DfResult<Option<RecordBatch>> {
         for output in DerivedOutput::ALL {
             let pending = &mut self.pending[output.index()];
             let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
-            if rows == 0 || (rows < OUTPUT_BATCH_ROWS && !self.done) {
+            let bytes: usize = pending.iter().map(RecordBatch::get_array_memory_size).sum();
+            let full = rows >= OUTPUT_BATCH_ROWS || bytes >= OUTPUT_BATCH_BYTES;
+            if rows == 0 || !(full || self.done) {
                 continue;
             }
             let batch = concat_batches(&output.schema(), pending.iter())?;
@@ -452,14 +458,14 @@ impl SessionRows {
     ) -> Result<Vec<(Session, Vec<SideEvent>)>, DeriveError> {
         let mut complete = Vec::new();
         let c = Columns::new(batch);
-        let (session, part, event_id, kind, agent) = (
+        let (session, part, mut event_id, mut kind, mut agent) = (
             c.strings("session_id")?,
             c.ints("part")?,
             c.strings("event_id")?,
             c.strings("kind")?,
             c.strings("agent_id")?,
         );
-        let (entry, parent, role, provider, model, locality, text) = (
+        let (mut entry, mut parent, mut role, mut provider, mut model, mut locality, mut text) = (
             c.strings("entry_id")?,
             c.strings("parent_id")?,
             c.strings("role")?,
@@ -468,20 +474,20 @@ impl SessionRows {
             c.strings("locality")?,
             c.strings("text")?,
         );
-        let (call_id, tool_name, tool_args, tool_status) = (
+        let (mut call_id, mut tool_name, mut tool_args, mut tool_status) = (
             c.strings("tool_call_id")?,
             c.strings("tool_name")?,
             c.strings("tool_args")?,
             c.strings("tool_status")?,
         );
         let tool_is_error = c.bools("tool_is_error")?;
-        let (stop_reason, error, status, decision) = (
+        let (mut stop_reason, mut error, mut status, mut decision) = (
             c.strings("stop_reason")?,
             c.strings("error")?,
             c.strings("status")?,
             c.strings("decision")?,
         );
-        let (req_p, req_m, next_p, next_m, attributes) = (
+        let (mut req_p, mut req_m, mut next_p, mut next_m, mut attributes) = (
             c.strings("requested_provider")?,
             c.strings("requested_model")?,
             c.strings("next_provider")?,
@@ -516,50 +522,50 @@ impl SessionRows {
             let Some((current, side)) = self.current.as_mut() else {
                 continue;
             };
-            let kind_i = kind[i].clone().unwrap_or_default();
+            let kind_i = kind[i].take().unwrap_or_default();
             if SIDE_KINDS.contains(&kind_i.as_str()) {
                 side.push(SideEvent {
                     event_id: event_id[i].clone().unwrap_or_default(),
                     ts_us: ts[i].unwrap_or_default(),
                     kind: kind_i.clone(),
                     session_id: Some(session_id.to_string()),
-                    status: status[i].clone(),
-                    decision: decision[i].clone(),
-                    requested_provider: req_p[i].clone(),
-                    requested_model: req_m[i].clone(),
-                    next_provider: next_p[i].clone(),
-                    next_model: next_m[i].clone(),
-                    attributes: attributes[i].clone(),
+                    status: status[i].take(),
+                    decision: decision[i].take(),
+                    requested_provider: req_p[i].take(),
+                    requested_model: req_m[i].take(),
+                    next_provider: next_p[i].take(),
+                    next_model: next_m[i].take(),
+                    attributes: attributes[i].take(),
                 });
             }
             if part[i] != Some(0) {
                 continue;
             }
-            let Some(entry_id) = entry[i].clone() else {
+            let Some(entry_id) = entry[i].take() else {
                 continue;
             };
             if current.agent_id.is_none() {
-                current.agent_id = agent[i].clone();
+                current.agent_id = agent[i].take();
             }
             current.events.push(TranscriptEvent {
-                event_id: event_id[i].clone().unwrap_or_default(),
+                event_id: event_id[i].take().unwrap_or_default(),
                 ts_us: ts[i].unwrap_or_default(),
                 kind: kind_i,
                 entry_id,
-                parent_id: parent[i].clone(),
+                parent_id: parent[i].take(),
                 seq: seq[i].unwrap_or_default(),
-                role: role[i].clone(),
-                provider: provider[i].clone(),
-                model: model[i].clone(),
-                locality: locality[i].clone(),
-                text: text[i].clone(),
-                tool_call_id: call_id[i].clone(),
-                tool_name: tool_name[i].clone(),
-                tool_args: tool_args[i].clone(),
-                tool_status: tool_status[i].clone(),
+                role: role[i].take(),
+                provider: provider[i].take(),
+                model: model[i].take(),
+                locality: locality[i].take(),
+                text: text[i].take(),
+                tool_call_id: call_id[i].take(),
+                tool_name: tool_name[i].take(),
+                tool_args: tool_args[i].take(),
+                tool_status: tool_status[i].take(),
                 tool_is_error: tool_is_error[i],
-                stop_reason: stop_reason[i].clone(),
-                error: error[i].clone(),
+                stop_reason: stop_reason[i].take(),
+                error: error[i].take(),
                 input_tokens: input[i],
                 output_tokens: output[i],
                 cost_usd: cost[i],
