@@ -263,6 +263,69 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+EXPORT_TARGETS = ["trl-sft", "openai-sft", "openai-dpo", "trl-preference", "kto", "grpo", "rl-turns",
+                  "openclaw-rl"]
+
+
+# Targets that still load every turn into memory (1.4-1.9 GB of RSS for the 100 MB corpus):
+# run at 1x only, so the Kx run cannot exhaust the machine. trl-sft and openclaw-rl stream.
+IN_MEMORY_TARGETS = {"openai-sft", "openai-dpo", "trl-preference", "kto", "grpo", "rl-turns"}
+
+
+def run_jobs(work, source, label, ingest_s, args, first):
+    """derive (full, then incremental after 1 % more sessions), dedupe, every export target
+    and the compliance report on a copy of `source`; wall seconds and peak RSS of each. The
+    in-memory export targets and openclaw-rl (whose records repeat each request's history)
+    run on the first size only."""
+    store = work / f"jobs-{label}"
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(source, store)
+    bin_ = str(BIN)
+    out = {"ingest_s": ingest_s}
+    timed = run_timed([bin_, "--store", str(store), "derive", "--full", "--json"])
+    full = json.loads(timed.stdout)
+    out["derive"] = {"seconds": timed.seconds, "peak_rss_mb": timed.peak_rss_mb, "sessions": full["sessions"],
+                     "rows": {t["name"]: t["rows"] for t in full["tables"]},
+                     "segments": {t["name"]: t["segments_written"] for t in full["tables"]}}
+    # 1 % new sessions (another seed), ingested, then an incremental derive.
+    extra = work / f"extra-{label}"
+    shutil.rmtree(extra, ignore_errors=True)
+    sessions = full["sessions"]
+    extra_bytes = max(200_000, int(results_bytes(source) * 0.01))
+    subprocess.run([str(CORPUS), "--out", str(extra), "--seed", str(args.seed + 1), "--size", str(extra_bytes)],
+                   check=True, capture_output=True)
+    subprocess.run([bin_, "--store", str(store), "ingest", "--json", str(extra)], check=True, capture_output=True)
+    timed = run_timed([bin_, "--store", str(store), "derive", "--json"])
+    inc = json.loads(timed.stdout)
+    out["derive_incremental"] = {"seconds": timed.seconds, "peak_rss_mb": timed.peak_rss_mb,
+                                 "sessions": inc["sessions"], "of_sessions": sessions + inc["sessions"],
+                                 "scope": inc["scope"]}
+    shutil.rmtree(extra, ignore_errors=True)
+    timed = run_timed([bin_, "--store", str(store), "dedupe", "--json"])
+    out["dedupe"] = {"seconds": timed.seconds, "peak_rss_mb": timed.peak_rss_mb}
+    out["export"] = {}
+    for target in EXPORT_TARGETS:
+        if (target == "openclaw-rl" or target in IN_MEMORY_TARGETS) and not first:
+            continue
+        dest = work / f"export-{label}-{target}"
+        shutil.rmtree(dest, ignore_errors=True)
+        timed = run_timed([bin_, "--store", str(store), "export", "--target", target, "--json", "--out", str(dest)])
+        summary = json.loads(timed.stdout)
+        out["export"][target] = {"seconds": timed.seconds, "peak_rss_mb": timed.peak_rss_mb, "rows": summary["rows"],
+                                 "mb": sum(sh["bytes"] for sh in summary["shards"]) / 1e6}
+        shutil.rmtree(dest, ignore_errors=True)
+    report = work / f"report-{label}.json"
+    timed = run_timed([bin_, "--store", str(store), "report", "compliance", "--out", str(report)])
+    out["report_compliance"] = {"seconds": timed.seconds, "peak_rss_mb": timed.peak_rss_mb}
+    shutil.rmtree(store, ignore_errors=True)
+    return out
+
+
+def results_bytes(store):
+    """Bytes of the events segments of a store (what 1 % of the log means)."""
+    return sum(p.stat().st_size for p in Path(store, "events").rglob("*.parquet"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="100MB", help="corpus size (10MB .. several GB)")
@@ -383,6 +446,13 @@ def main():
     results["memory"] = {"x1_mb": in_bytes / 1e6, "x1_peak_rss_mb": results["ingest"]["trajectory"]["peak_rss_mb"],
                          "xk": args.scale, "xk_mb": big_bytes / 1e6, "xk_peak_rss_mb": rss_big,
                          "xk_seconds": s}
+
+    # (e) jobs after ingest, at 1x and Kx (each on a copy of the ingested store)
+    results["jobs"] = {}
+    for label, source, ingest_s in (("1x", store, results["ingest"]["trajectory"]["seconds"]),
+                                    (f"{args.scale}x", big_store, s)):
+        log(f"jobs after ingest ({label})")
+        results["jobs"][label] = run_jobs(work, source, label, ingest_s, args, first=label == "1x")
     shutil.rmtree(big, ignore_errors=True)
     shutil.rmtree(big_store, ignore_errors=True)
 
@@ -593,6 +663,47 @@ def render(r, args):
         f"`trajectory export --target trl-sft`: {r['export']['rows']} rows in {r['export']['seconds']:.2f} s "
         f"({r['export']['rows_s']:.0f} rows/s, {r['export']['shard_mb_s']:.1f} MB/s of shards, "
         f"peak RSS {r['export']['peak_rss_mb']:.0f} MB).",
+        "",
+        "## (e) Jobs after ingest (issue 26)",
+        "",
+        "Each job on a copy of the ingested store, at 1× and " + f"{m['xk']}×" + ". The incremental derive runs "
+        "after ingesting about 1 % more data (new sessions from another seed). Wall seconds / peak RSS MB.",
+        "",
+        "| job | " + " | ".join(r["jobs"].keys()) + " |",
+        "|---|" + "---|" * len(r["jobs"]) + "",
+    ]
+    jobs = r["jobs"]
+    def cell(label, key, sub=None):
+        j = jobs[label].get(key) if sub is None else jobs[label].get(key, {}).get(sub)
+        return f"{j['seconds']:.2f} s / {j['peak_rss_mb']:.0f} MB" if j else "not run"
+    lines.append("| ingest (for comparison) | " + " | ".join(f"{jobs[l]['ingest_s']:.2f} s" for l in jobs) + " |")
+    lines.append("| derive, full | " + " | ".join(cell(l, "derive") for l in jobs) + " |")
+    lines.append("| derive, incremental (+1 %) | " + " | ".join(
+        cell(l, "derive_incremental") + f" ({jobs[l]['derive_incremental']['sessions']} of "
+        f"{jobs[l]['derive_incremental']['of_sessions']} sessions)" for l in jobs) + " |")
+    lines.append("| dedupe | " + " | ".join(cell(l, "dedupe") for l in jobs) + " |")
+    for target in EXPORT_TARGETS:
+        lines.append(f"| export {target} | " + " | ".join(cell(l, "export", target) for l in jobs) + " |")
+    lines.append("| report compliance | " + " | ".join(cell(l, "report_compliance") for l in jobs) + " |")
+    big = list(jobs)[-1]
+    jb = jobs[big]
+    worst = max([jobs[l][k]["peak_rss_mb"] for l in jobs for k in ("derive", "derive_incremental", "dedupe", "report_compliance")]
+                + [e["peak_rss_mb"] for l in jobs for e in jobs[l]["export"].values()])
+    inc_share = jb["derive_incremental"]["seconds"] / jb["derive"]["seconds"]
+    lines += [
+        "",
+        "`openclaw-rl` runs at 1× only: every record carries its request's whole history, as the "
+        "proxy's do, so on this corpus (long sessions, no compaction) the files are "
+        + (f"{jobs['1x']['export']['openclaw-rl']['mb']:.0f} MB at 1×." if "openclaw-rl" in jobs["1x"]["export"] else "large.")
+        + " " + ", ".join(sorted(IN_MEMORY_TARGETS)) + " still load every turn (see the 1× RSS) and run at 1× "
+        "only, so the larger run cannot exhaust the machine.",
+        "",
+        "| target (issue 26) | measured | met |",
+        "|---|---|---|",
+        f"| every job ≤ 512 MB peak RSS at 1× and {m['xk']}× | worst {worst:.0f} MB | {met(worst <= 512)} |",
+        f"| full derive ≤ ingest ({big}) | {jb['derive']['seconds']:.2f} s vs {jb['ingest_s']:.2f} s | {met(jb['derive']['seconds'] <= jb['ingest_s'])} |",
+        f"| incremental derive ≤ 5 % of full ({big}) | {100 * inc_share:.1f} % | {met(inc_share <= 0.05)} |",
+        f"| report compliance ≤ 10 s ({big}) | {jb['report_compliance']['seconds']:.2f} s | {met(jb['report_compliance']['seconds'] <= 10)} |",
         "",
         "## Targets (issue 6)",
         "",

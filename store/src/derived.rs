@@ -151,7 +151,7 @@ impl EventStore {
 /// (bytes of Arrow data written into it, a few MiB of Parquet): 16 MiB, so
 /// memory stays bounded, a large derive writes many segments that later
 /// jobs can read in parallel, and an incremental derive rewrites few.
-pub const DERIVED_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+pub const DERIVED_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Which rows of a derived table a [`EventStore::commit_derived`] replaces.
 #[derive(Debug, Clone, PartialEq, Eq)]

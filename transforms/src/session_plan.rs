@@ -68,7 +68,7 @@ const OUTPUT_BATCH_ROWS: usize = 4096;
 
 /// Bytes of output a table gathers before the operator emits them: a turn
 /// carries its whole context, so rows alone do not bound a batch.
-const OUTPUT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+const OUTPUT_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// What the per-session jobs run with: the reward and episode parameters and
 /// the `events` version written into every row.
