@@ -199,6 +199,19 @@ impl QueryEngine {
         self.events_version
     }
 
+    /// Turns Parquet filter pushdown (see [`EngineOptions::pushdown_filters`])
+    /// on or off for the queries planned from now on.
+    pub fn set_pushdown_filters(&self, on: bool) {
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .execution
+            .parquet
+            .pushdown_filters = on;
+    }
+
     /// The task context plans built from this engine execute in (its
     /// configuration and memory pool).
     pub fn task_ctx(&self) -> Arc<TaskContext> {

@@ -39,6 +39,10 @@ pub const DERIVED_TABLES: &[&str] = &["turns", "trajectories", "rewards", "dedup
 /// Columns every derived table must have (see the module docs).
 pub const DERIVED_LINEAGE_COLUMNS: &[&str] = &["session_id", "event_ids"];
 
+/// Commits looked back through for the latest lineage (a build is followed
+/// by at most a vacuum's two commits, a compaction or an erasure per run).
+const LINEAGE_LOOKBACK: usize = 100;
+
 /// Where a derived table came from: recorded in the commit that wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DerivedLineage {
@@ -130,13 +134,17 @@ impl EventStore {
         self.load_table(name).await
     }
 
-    /// The lineage recorded by the latest build of `name`, or `None` if the
-    /// table does not exist (or was written by something else).
+    /// The lineage recorded by the latest build of `name` (looking past
+    /// vacuum, compaction and erasure commits), or `None` if the table does
+    /// not exist (or was written by something else).
     pub async fn derived_lineage(&self, name: &str) -> Result<Option<DerivedLineage>, StoreError> {
         let Some(table) = self.load_table(name).await? else {
             return Ok(None);
         };
-        let mut history = table.history(Some(1));
+        // The latest commit that records a lineage: vacuum, compaction and
+        // erasure commit after a build without changing what it was built
+        // from (erasure removes rows whose events are gone).
+        let mut history = table.history(Some(LINEAGE_LOOKBACK));
         while let Some(commit) = history.next().await {
             let info: HashMap<String, Value> = commit?.info;
             if let Some(value) = info.get("trajectory.lineage") {

@@ -32,7 +32,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 use serde::Serialize;
-use trajectory_query::{AsOf, EngineOptions, QueryEngine, QueryError};
+use trajectory_query::{EngineOptions, QueryEngine, QueryError};
 use trajectory_store::{DerivedLineage, DerivedReplace, DerivedTableWriter, EventStore};
 
 use crate::rewards::{self, group_advantages, Credit};
@@ -141,23 +141,10 @@ pub async fn derive(
         },
         None => DeriveScope::Full,
     };
-    // An incremental build reads a few sessions out of the whole log: its
-    // engine filters inside the scan, decoding the other columns only for
-    // those sessions' rows.
-    let engine = if touched.is_some() {
-        QueryEngine::open_with(
-            store,
-            Some(&AsOf::Version(events_version)),
-            EngineOptions {
-                memory_limit: Some(memory),
-                pushdown_filters: true,
-                batch_size: Some(DERIVE_BATCH_ROWS),
-            },
-        )
-        .await?
-    } else {
-        engine
-    };
+    // An incremental build reads a few sessions out of the whole log: it
+    // filters inside the scan, decoding the other columns only for those
+    // sessions' rows.
+    engine.set_pushdown_filters(touched.is_some());
     let frame = engine
         .frame(&input_sql(touched.as_ref().map(|(_, s)| s)))
         .await?;
