@@ -6,7 +6,7 @@
 //! `event_ids` [list<utf8>] column (the events each row was derived from), so
 //! that `trajectory erase` can remove everything derived from erased events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
@@ -16,6 +16,7 @@ use deltalake::kernel::{Action, Add, MetadataExt, StructType};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::file::metadata::ParquetMetaDataReader;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -331,6 +332,10 @@ impl EventStore {
             let now = chrono::Utc::now().timestamp_millis();
             let mut rows_replaced = 0;
             let mut segments_rewritten = 0;
+            let ordered: BTreeSet<&str> = match &replace {
+                DerivedReplace::Sessions(sessions) => sessions.iter().map(String::as_str).collect(),
+                DerivedReplace::All => BTreeSet::new(),
+            };
             let mut kept = Vec::new();
             for file in active_segments(&table)? {
                 match &replace {
@@ -339,7 +344,11 @@ impl EventStore {
                         actions.push(Action::Remove(remove_action(&file, now, true)));
                     }
                     DerivedReplace::Sessions(sessions) => {
-                        if !segment_holds_sessions(&table, &file, sessions).await? {
+                        // The footer's min/max first (segments are written in
+                        // session order, so most ranges miss), then the column.
+                        if !segment_range_may_hold(&table, &file, &ordered).await?
+                            || !segment_holds_sessions(&table, &file, sessions).await?
+                        {
                             continue;
                         }
                         let mut removed_here = 0;
@@ -419,6 +428,64 @@ fn check_derived(name: &str, schema: &SchemaRef) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Whether the `session_id` min/max of some row group of `file` (read from
+/// its Parquet footer, two ranged reads) spans one of `sessions`; true when
+/// the footer has no statistics for the column.
+async fn segment_range_may_hold(
+    table: &DeltaTable,
+    file: &SegmentFile,
+    sessions: &BTreeSet<&str>,
+) -> Result<bool, StoreError> {
+    const FOOTER: u64 = 8;
+    let store = table.object_store();
+    let location = segment_location(&file.path)?;
+    let size = file.size.max(0) as u64;
+    let object = |e| StoreError::Delta(DeltaTableError::ObjectStore { source: e });
+    if size < FOOTER {
+        return Ok(true);
+    }
+    let tail = store
+        .get_range(&location, size - FOOTER..size)
+        .await
+        .map_err(object)?;
+    if tail.len() != FOOTER as usize || &tail[4..] != b"PAR1" {
+        return Ok(true);
+    }
+    let length = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    if length + FOOTER > size {
+        return Ok(true);
+    }
+    let footer = store
+        .get_range(&location, size - FOOTER - length..size - FOOTER)
+        .await
+        .map_err(object)?;
+    let Ok(metadata) = ParquetMetaDataReader::decode_metadata(&footer) else {
+        return Ok(true);
+    };
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(column) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == "session_id")
+    else {
+        return Ok(false);
+    };
+    for group in metadata.row_groups() {
+        let stats = group.column(column).statistics();
+        let (Some(min), Some(max)) = (
+            stats
+                .and_then(|s| s.min_bytes_opt())
+                .and_then(|b| std::str::from_utf8(b).ok()),
+            stats
+                .and_then(|s| s.max_bytes_opt())
+                .and_then(|b| std::str::from_utf8(b).ok()),
+        ) else {
+            return Ok(true);
+        };
+        if min > max || sessions.range(min..=max).next().is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether `file` holds a row of one of `sessions`, decoding only its
