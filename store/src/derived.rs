@@ -157,7 +157,7 @@ impl EventStore {
 }
 
 /// Size at which a derived-table writer closes a segment and starts the next
-/// (bytes of Arrow data written into it, a few MiB of Parquet): 16 MiB, so
+/// (bytes of Arrow data written into it, a few MiB of Parquet): 8 MiB, so
 /// memory stays bounded, a large derive writes many segments that later
 /// jobs can read in parallel, and an incremental derive rewrites few.
 pub const DERIVED_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;

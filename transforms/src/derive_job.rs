@@ -41,8 +41,8 @@ use crate::session_plan::{
 };
 use crate::{DeriveError, DeriveOptions, DeriveSummary, DerivedTableSummary, JOBS};
 
-/// Memory pool of a derive when the options set none: 256 MiB, shared by
-/// the repartition and the sort (which spill past it).
+/// Memory of a derive's sorts when the options set none: 256 MiB, split
+/// evenly between the plan's partitions (each spills past its share).
 pub const DEFAULT_DERIVE_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 
 /// Rows per batch of the derive's scan and sort: events carry whole tool
