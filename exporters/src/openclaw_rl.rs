@@ -61,12 +61,12 @@ use sha2::{Digest, Sha256};
 use trajectory_query::QueryEngine;
 use trajectory_transforms::session_plan::stream_sessions;
 use trajectory_transforms::transcript::{Session, SideEvent};
-use trajectory_transforms::turns::{self, message_of};
+use trajectory_transforms::turns::{self, message_of, positioned_messages};
 
 use crate::filters::ExportFilters;
 use crate::manifest::{write_manifest, ExportManifest};
 use crate::shards::ShardInfo;
-use crate::training::arrow_rows;
+use crate::training::{arrow_rows, require_derived_tables};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
 /// The `--target` name.
@@ -189,15 +189,7 @@ async fn filtered_turns(
     engine: &QueryEngine,
     filters: &ExportFilters,
 ) -> Result<HashSet<String>, ExportError> {
-    for table in ["turns", "rewards"] {
-        if engine
-            .collect(&format!("SELECT 1 FROM {table} LIMIT 1"))
-            .await
-            .is_err()
-        {
-            return Err(ExportError::MissingDerived(table.to_string()));
-        }
-    }
+    require_derived_tables(engine).await?;
     let min_reward = match filters.min_reward {
         Some(m) => format!(" AND s.reward >= {m}"),
         None => String::new(),
@@ -387,33 +379,6 @@ fn session_records(
             "event_ids": call.event_ids}));
     }
     Ok(lineage)
-}
-
-/// The messages of the events at `positions`, each with the index in
-/// `positions` of the event it came from (tool calls folded into their
-/// assistant message, as [`turns::messages_of`]).
-fn positioned_messages(session: &Session, positions: &[usize]) -> Vec<(usize, Value)> {
-    positions
-        .iter()
-        .enumerate()
-        .filter(|(_, &i)| session.events[i].kind != "tool_call")
-        .filter_map(|(k, &i)| {
-            let event = &session.events[i];
-            let calls: Vec<usize> = if event.kind == "llm_call" {
-                positions
-                    .iter()
-                    .copied()
-                    .filter(|&c| {
-                        session.events[c].kind == "tool_call"
-                            && session.events[c].entry_id == event.entry_id
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            message_of(session, i, &calls).map(|m| (k, m))
-        })
-        .collect()
 }
 
 /// The votes of `trajectory judge` annotations, by turn id (the latest

@@ -246,15 +246,7 @@ async fn load_turns(
     engine: &QueryEngine,
     filters: &ExportFilters,
 ) -> Result<Vec<Turn>, ExportError> {
-    for table in ["turns", "rewards"] {
-        if engine
-            .collect(&format!("SELECT 1 FROM {table} LIMIT 1"))
-            .await
-            .is_err()
-        {
-            return Err(ExportError::MissingDerived(table.to_string()));
-        }
-    }
+    require_derived_tables(engine).await?;
     let sql = format!(
         "WITH s AS (SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
            FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
@@ -345,6 +337,22 @@ async fn load_turns(
         }
     }
     Ok(out)
+}
+
+/// Checks that `turns` and `rewards` exist.
+///
+/// Errors: [`ExportError::MissingDerived`] naming the first missing one.
+pub(crate) async fn require_derived_tables(engine: &QueryEngine) -> Result<(), ExportError> {
+    for table in ["turns", "rewards"] {
+        if engine
+            .collect(&format!("SELECT 1 FROM {table} LIMIT 1"))
+            .await
+            .is_err()
+        {
+            return Err(ExportError::MissingDerived(table.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Rows of a batch as JSON objects (arrow's JSON writer; nulls left out).

@@ -28,8 +28,8 @@ use crate::events::MAX_COMMIT_ATTEMPTS;
 use crate::events::{segment_writer_properties, SegmentEncoding};
 use crate::maintenance::{remove_action, table_arrow_schema};
 use crate::segments::{
-    active_segments, commit, hash_segment, read_segment, segment_location, write_segments,
-    CommitFailure, SegmentFile, SHA256_TAG,
+    active_segments, commit, hash_segment, read_segment, segment_bytes, segment_location,
+    write_segments, CommitFailure, SegmentFile, SHA256_TAG,
 };
 use crate::{EventStore, StoreError};
 
@@ -75,58 +75,14 @@ impl EventStore {
         batches: Vec<RecordBatch>,
         lineage: &DerivedLineage,
     ) -> Result<u64, StoreError> {
-        if !DERIVED_TABLES.contains(&name) {
-            return Err(StoreError::InvalidTable(format!(
-                "{name} is not a derived table (known: {})",
-                DERIVED_TABLES.join(", ")
-            )));
+        let mut writer = self.derived_writer(name, schema).await?;
+        for batch in batches {
+            writer.write(batch).await?;
         }
-        for column in DERIVED_LINEAGE_COLUMNS {
-            if schema.field_with_name(column).is_err() {
-                return Err(StoreError::InvalidTable(format!(
-                    "derived table {name} lacks the lineage column {column}"
-                )));
-            }
-        }
-        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
-            let table = self.ensure_table(name, &schema, &[]).await?;
-            let mut actions = Vec::new();
-            // A new job version may change the schema: commit the new one.
-            let current = table_arrow_schema(&table)?;
-            if current.fields() != schema.fields() {
-                let kernel: StructType = schema.as_ref().try_into_kernel()?;
-                let metadata =
-                    MetadataExt::with_schema(table.snapshot()?.metadata().clone(), &kernel)
-                        .map_err(|e| StoreError::Delta(DeltaTableError::Generic(e.to_string())))?;
-                actions.push(Action::Metadata(metadata));
-            }
-            let now = chrono::Utc::now().timestamp_millis();
-            for file in active_segments(&table)? {
-                actions.push(Action::Remove(remove_action(&file, now, true)));
-            }
-            let adds = write_segments(&table, batches.clone(), None).await?;
-            actions.extend(adds.into_iter().map(Action::Add));
-            let mut metadata = serde_json::Map::new();
-            metadata.insert(
-                "trajectory.lineage".into(),
-                serde_json::to_value(lineage).unwrap_or(Value::Null),
-            );
-            metadata.insert("trajectory.job".into(), json!(lineage.job));
-            metadata.insert("trajectory.operation".into(), json!("derive"));
-            let operation = DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
-                partition_by: None,
-                predicate: None,
-            };
-            match commit(&table, actions, operation, metadata).await {
-                Ok(version) => return Ok(version),
-                Err(CommitFailure::Conflict) => continue,
-                Err(CommitFailure::Failed(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Delta(DeltaTableError::Generic(format!(
-            "could not replace {name}: too many concurrent commits"
-        ))))
+        Ok(self
+            .commit_derived(vec![writer], DerivedReplace::All, lineage)
+            .await?
+            .version)
     }
 
     /// The derived table `name` at its latest version, or `None` if no job has
@@ -510,14 +466,7 @@ async fn for_each_session_id(
     file: &SegmentFile,
     mut visit: impl FnMut(&str),
 ) -> Result<(), StoreError> {
-    let bytes = table
-        .object_store()
-        .get(&segment_location(&file.path)?)
-        .await
-        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
-        .bytes()
-        .await
-        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?;
+    let bytes = segment_bytes(table, file).await?;
     let parquet = |e| StoreError::Delta(DeltaTableError::Parquet { source: e });
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
     let Some(column) = builder

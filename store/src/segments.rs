@@ -340,14 +340,7 @@ pub(crate) async fn read_segment(
     file: &SegmentFile,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, StoreError> {
-    let store: Arc<dyn ObjectStore> = table.object_store();
-    let bytes = store
-        .get(&segment_location(&file.path)?)
-        .await
-        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
-        .bytes()
-        .await
-        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?;
+    let bytes = segment_bytes(table, file).await?;
     let parquet = |e| StoreError::Delta(DeltaTableError::Parquet { source: e });
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(parquet)?
@@ -359,6 +352,23 @@ pub(crate) async fn read_segment(
         .into_iter()
         .map(|part| with_table_schema(part, file, schema))
         .collect()
+}
+
+/// The whole content of one segment.
+///
+/// Errors: object-store errors.
+pub(crate) async fn segment_bytes(
+    table: &DeltaTable,
+    file: &SegmentFile,
+) -> Result<bytes::Bytes, StoreError> {
+    let store: Arc<dyn ObjectStore> = table.object_store();
+    store
+        .get(&segment_location(&file.path)?)
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))?
+        .bytes()
+        .await
+        .map_err(|e| StoreError::Delta(DeltaTableError::ObjectStore { source: e }))
 }
 
 /// Re-assembles a file batch into the table schema: file columns by name,

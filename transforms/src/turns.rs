@@ -304,10 +304,20 @@ pub fn message_of(session: &Session, i: usize, tool_calls: &[usize]) -> Option<V
 /// Messages of the events at `positions`, tool calls folded into their
 /// assistant message.
 pub fn messages_of(session: &Session, positions: &[usize]) -> Vec<Value> {
+    positioned_messages(session, positions)
+        .into_iter()
+        .map(|(_, message)| message)
+        .collect()
+}
+
+/// [`messages_of`], each message with the index in `positions` of the event
+/// it came from.
+pub fn positioned_messages(session: &Session, positions: &[usize]) -> Vec<(usize, Value)> {
     positions
         .iter()
-        .filter(|&&i| session.events[i].kind != "tool_call")
-        .filter_map(|&i| {
+        .enumerate()
+        .filter(|(_, &i)| session.events[i].kind != "tool_call")
+        .filter_map(|(k, &i)| {
             let event = &session.events[i];
             let calls: Vec<usize> = if event.kind == "llm_call" {
                 positions
@@ -321,7 +331,7 @@ pub fn messages_of(session: &Session, positions: &[usize]) -> Vec<Value> {
             } else {
                 Vec::new()
             };
-            message_of(session, i, &calls)
+            message_of(session, i, &calls).map(|m| (k, m))
         })
         .collect()
 }
