@@ -227,7 +227,11 @@ pub async fn run_judge(store: &EventStore, args: JudgeArgs) -> Result<()> {
 #[command(after_help = "Examples:
   trajectory dedupe
   trajectory dedupe --threshold 0.7 --bands 20 --rows 5
-  trajectory dedupe --eval evals/humaneval.jsonl --eval evals/my-tasks.txt --json")]
+  trajectory dedupe --eval evals/humaneval.jsonl --eval evals/my-tasks.txt --json
+
+Signatures (exact hash, MinHash, LSH band keys, eval 13-grams) are kept in the
+dedupe_signatures table: a nightly dedupe computes only those of the sessions
+with new events (--full: all of them again).")]
 pub struct DedupeArgs {
     /// Words per shingle.
     #[arg(long, default_value_t = 5)]
@@ -238,7 +242,8 @@ pub struct DedupeArgs {
     /// Rows per LSH band (permutations = bands × rows).
     #[arg(long, default_value_t = 8)]
     pub rows: usize,
-    /// Exact Jaccard (over shingles) a candidate pair needs to count as a near-duplicate.
+    /// Jaccard similarity (MinHash estimate over shingles) a candidate pair needs to count
+    /// as a near-duplicate.
     #[arg(long, default_value_t = 0.8)]
     pub threshold: f64,
     /// Permutation seed.
@@ -251,6 +256,13 @@ pub struct DedupeArgs {
     /// Read the log as it was at a version or time.
     #[arg(long, value_name = "VERSION|TIMESTAMP")]
     pub as_of: Option<String>,
+    /// Compute every trajectory's signature again (by default only those of sessions with
+    /// new events since the signatures were computed).
+    #[arg(long)]
+    pub full: bool,
+    /// Memory the plans may hold before they spill to disk (e.g. 512MiB, 2GB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub memory_limit: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -269,6 +281,8 @@ pub async fn run_dedupe(store: &EventStore, args: DedupeArgs) -> Result<()> {
             seed: args.seed,
         },
         eval_files: args.eval_files,
+        full: args.full,
+        memory_limit: Some(args.memory_limit as usize),
     };
     let summary = dedupe(store, &options).await?;
     if args.json {
@@ -284,6 +298,21 @@ pub async fn run_dedupe(store: &EventStore, args: DedupeArgs) -> Result<()> {
         summary.near_duplicates,
         summary.kept
     );
+    let signatures = &summary.signatures;
+    match &signatures.scope {
+        None => println!(
+            "  signatures up to date with events version {}",
+            signatures.events_version
+        ),
+        Some(trajectory_transforms::DeriveScope::Incremental { since_version }) => println!(
+            "  signatures of {} trajectories computed (sessions touched since events version {since_version})",
+            signatures.computed
+        ),
+        Some(trajectory_transforms::DeriveScope::Full) => println!(
+            "  signatures of {} trajectories computed (all)",
+            signatures.computed
+        ),
+    }
     for c in &summary.contaminated {
         println!(
             "  removed {}: shares \"{}\" with {}",

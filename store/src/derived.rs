@@ -35,7 +35,13 @@ use crate::{EventStore, StoreError};
 
 /// Names of the derived tables a store may hold, in build order. The query
 /// engine registers each that exists; erasure visits each.
-pub const DERIVED_TABLES: &[&str] = &["turns", "trajectories", "rewards", "dedupe_clusters"];
+pub const DERIVED_TABLES: &[&str] = &[
+    "turns",
+    "trajectories",
+    "rewards",
+    "dedupe_signatures",
+    "dedupe_clusters",
+];
 
 /// Columns every derived table must have (see the module docs).
 pub const DERIVED_LINEAGE_COLUMNS: &[&str] = &["session_id", "event_ids"];

@@ -313,6 +313,21 @@ fn derived_rows(ws: &Workspace) -> Vec<String> {
     .collect()
 }
 
+/// The dedupe tables' rows, sorted (JSON).
+fn dedupe_rows(ws: &Workspace) -> Vec<String> {
+    ["dedupe_signatures", "dedupe_clusters"]
+        .iter()
+        .map(|table| {
+            ws.ok([
+                "sql",
+                "--format",
+                "json",
+                &format!("SELECT * FROM {table} ORDER BY trajectory_id"),
+            ])
+        })
+        .collect()
+}
+
 #[test]
 fn derive_after_new_events_rebuilds_only_touched_sessions_and_equals_a_full_build() {
     let ws = Workspace::new();
@@ -348,6 +363,11 @@ fn derive_after_new_events_rebuilds_only_touched_sessions_and_equals_a_full_buil
     let first: Value = serde_json::from_str(&ws.ok(["derive", "--json"])).expect("json");
     assert_eq!(first["scope"], "full");
     let all_sessions = first["sessions"].as_i64().expect("sessions");
+    let deduped: Value = serde_json::from_str(&ws.ok(["dedupe", "--json"])).expect("json");
+    assert_eq!(deduped["signatures"]["scope"], "full", "{deduped}");
+    let again: Value = serde_json::from_str(&ws.ok(["dedupe", "--json"])).expect("json");
+    assert_eq!(again["signatures"]["up_to_date"], true, "{again}");
+    assert_eq!(again["signatures"]["computed"], 0, "{again}");
 
     // Maintenance between the builds commits to the derived tables without
     // a lineage (a rebuild leaves old segments, vacuum deletes them); the
@@ -375,7 +395,25 @@ fn derive_after_new_events_rebuilds_only_touched_sessions_and_equals_a_full_buil
         .cloned()
         .expect("turns summary");
     assert!(turns["rows_replaced"].as_i64().unwrap_or(0) > 0, "{turns}");
-    let incremental = derived_rows(&ws);
+    // Dedupe hashes the trajectories of the two touched sessions only.
+    let day2: Value = serde_json::from_str(&ws.ok(["dedupe", "--json"])).expect("json");
+    assert!(
+        day2["signatures"]["scope"]["incremental"]["since_version"].is_u64(),
+        "{day2}"
+    );
+    let computed = day2["signatures"]["computed"].as_i64().expect("computed");
+    // The rows the incremental derive rebuilt carry its events version.
+    let in_touched = ws.count(&format!(
+        "SELECT count(*) FROM trajectories WHERE events_version = {}",
+        second["events_version"]
+    ));
+    assert!(
+        computed >= 1 && computed < day2["trajectories"].as_i64().unwrap_or(0),
+        "{day2}"
+    );
+    assert_eq!(computed, in_touched, "{day2}");
+    let mut incremental = derived_rows(&ws);
+    incremental.extend(dedupe_rows(&ws));
     assert_eq!(
         ws.count("SELECT max(events_version) FROM turns"),
         second["events_version"].as_i64().expect("version")
@@ -385,7 +423,13 @@ fn derive_after_new_events_rebuilds_only_touched_sessions_and_equals_a_full_buil
     let full: Value = serde_json::from_str(&ws.ok(["derive", "--full", "--json"])).expect("json");
     assert_eq!(full["scope"], "full");
     assert_eq!(full["sessions"].as_i64(), Some(all_sessions + 1));
-    let rebuilt = derived_rows(&ws);
+    let full_dedupe: Value =
+        serde_json::from_str(&ws.ok(["dedupe", "--full", "--json"])).expect("json");
+    assert_eq!(full_dedupe["signatures"]["scope"], "full");
+    assert_eq!(full_dedupe["trajectories"], day2["trajectories"]);
+    let mut rebuilt = derived_rows(&ws);
+    rebuilt.extend(dedupe_rows(&ws));
+    assert_eq!(incremental.len(), 5);
     for (k, (a, b)) in incremental.iter().zip(&rebuilt).enumerate() {
         assert!(a == b, "table {k} differs after the incremental build");
     }

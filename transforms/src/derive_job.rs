@@ -238,7 +238,7 @@ pub async fn derive(
 /// partitions then cannot starve each other (under one pool, the first
 /// merge of spilled runs reserves all that is left and the second cannot
 /// get its 10 MB; seen at 10x with 128 MiB).
-fn partition_streams(
+pub(crate) fn partition_streams(
     plan: &Arc<dyn ExecutionPlan>,
     task: &Arc<TaskContext>,
     memory: usize,

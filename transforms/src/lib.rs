@@ -19,6 +19,7 @@
 
 mod columns;
 pub mod dedupe;
+pub mod dedupe_signatures;
 pub mod derive_job;
 pub mod judge;
 pub mod minhash;

@@ -188,12 +188,8 @@ impl MinHasher {
             if shingles.is_empty() {
                 continue;
             }
-            for (band, values) in signature.chunks(rows).enumerate() {
-                let mut h: u64 = band as u64;
-                for v in values {
-                    h = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31);
-                }
-                buckets.entry((band, h)).or_default().push(index);
+            for (band, key) in band_keys(signature, rows).into_iter().enumerate() {
+                buckets.entry((band, key)).or_default().push(index);
             }
         }
         let mut candidates: Vec<(usize, usize)> = Vec::new();
@@ -216,6 +212,35 @@ impl MinHasher {
     }
 }
 
+/// The LSH bucket key of each band of `signature` (`rows` values per band):
+/// a hash of the band's values seeded with the band's index, so equal keys
+/// of different bands never meet in one bucket.
+pub fn band_keys(signature: &[u64], rows: usize) -> Vec<u64> {
+    signature
+        .chunks(rows.max(1))
+        .enumerate()
+        .map(|(band, values)| {
+            let mut h: u64 = band as u64;
+            for v in values {
+                h = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31);
+            }
+            h
+        })
+        .collect()
+}
+
+/// The Jaccard similarity estimated from two signatures of one
+/// [`MinHasher`]: the share of positions where they agree (standard error
+/// about `sqrt(s(1 − s)/n)` for `n` permutations: ±0.04 at s = 0.8, n = 112).
+/// 0 when the lengths differ or are 0.
+pub fn signature_similarity(a: &[u64], b: &[u64]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let equal = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    equal as f64 / a.len() as f64
+}
+
 /// Union-find over `n` items; `find` gives each component's smallest member.
 pub struct Components {
     parent: Vec<usize>,
@@ -226,6 +251,22 @@ impl Components {
         Components {
             parent: (0..n).collect(),
         }
+    }
+
+    /// Adds a new single-member component; returns its index.
+    pub fn add(&mut self) -> usize {
+        self.parent.push(self.parent.len());
+        self.parent.len() - 1
+    }
+
+    /// Items so far.
+    pub fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_empty()
     }
 
     pub fn find(&mut self, mut x: usize) -> usize {
