@@ -301,7 +301,12 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
         );
     }
     // 3. export, on a fresh engine that sees the derived tables just written
-    let engine = QueryEngine::open(store, as_of.as_ref()).await?;
+    let engine = QueryEngine::open_with(
+        store,
+        as_of.as_ref(),
+        trajectory_exporters::export_engine_options(),
+    )
+    .await?;
     let mut built = Vec::new();
     for dataset in &config.datasets {
         let out = base.join(&dataset.out);

@@ -374,7 +374,12 @@ async fn run_sql(store: &EventStore, args: SqlArgs) -> Result<()> {
 
 async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
     let as_of = parse_as_of(args.as_of.as_deref())?;
-    let engine = QueryEngine::open(store, as_of.as_ref()).await?;
+    let engine = QueryEngine::open_with(
+        store,
+        as_of.as_ref(),
+        trajectory_exporters::export_engine_options(),
+    )
+    .await?;
     let mut options = ExportOptions::new(store.location().root().to_string());
     options.as_of = args.as_of.clone();
     options.rows_per_shard = args.rows_per_shard;

@@ -13,6 +13,7 @@
 pub mod columns;
 pub mod compliance;
 pub mod conversation;
+mod dataset_writer;
 pub mod filters;
 pub mod grpo;
 pub mod kto;
@@ -36,6 +37,17 @@ use trajectory_query::QueryError;
 pub use filters::{split_of, ExportFilters};
 pub use shards::ShardInfo;
 pub use training::{export_training, TrainingTarget};
+
+/// The engine options an export runs with: its sorts spill past 256 MiB,
+/// and batches of 1,024 rows (turns carry whole contexts) keep a merge of
+/// spilled runs within that.
+pub fn export_engine_options() -> trajectory_query::EngineOptions {
+    trajectory_query::EngineOptions {
+        memory_limit: Some(256 * 1024 * 1024),
+        pushdown_filters: false,
+        batch_size: Some(1024),
+    }
+}
 
 /// Errors of the exporters.
 #[derive(Debug, Error)]

@@ -57,10 +57,7 @@ pub fn write_split(
     let rows_per_shard = rows_per_shard.max(1);
     let total = batch.num_rows();
     let count = total.div_ceil(rows_per_shard).max(1);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_created_by(format!("trajectory {}", env!("CARGO_PKG_VERSION")))
-        .build();
+    let props = shard_properties()?;
     let mut shards = Vec::with_capacity(count);
     for index in 0..count {
         let name = format!("{split}-{index:05}-of-{count:05}.parquet");
@@ -86,6 +83,16 @@ pub fn write_split(
         });
     }
     Ok(shards)
+}
+
+/// How shards are encoded: zstd level 3, `created_by` naming this tool.
+///
+/// Errors: none in practice (the zstd level is valid).
+pub fn shard_properties() -> Result<WriterProperties, ExportError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_created_by(format!("trajectory {}", env!("CARGO_PKG_VERSION")))
+        .build())
 }
 
 /// Size and sha256 (hex) of a file.

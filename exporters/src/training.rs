@@ -25,21 +25,21 @@
 //! exist (run `trajectory derive` first; the exporter never derives on its
 //! own, so an export cannot silently rewrite tables other jobs read).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use arrow::json::ReaderBuilder;
 use arrow::record_batch::RecordBatch;
-use serde_json::{json, Value};
-use trajectory_query::QueryEngine;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use serde_json::Value;
+use trajectory_query::{QueryEngine, QueryError};
 
+use crate::dataset_writer::DatasetWriter;
 use crate::filters::SPLIT_RULE;
 pub use crate::filters::{split_of, ExportFilters};
-use crate::manifest::{write_manifest, ExportManifest};
+use crate::manifest::ExportManifest;
 use crate::messages::strip_nulls;
-use crate::shards::{clear_previous_shards, dataset_card, write_split, ShardInfo};
 use crate::{grpo, kto, openai_dpo, openai_sft, preference, rl_turns};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
@@ -184,39 +184,10 @@ pub async fn export_training(
     filters: &ExportFilters,
 ) -> Result<ExportSummary, ExportError> {
     filters.validate()?;
-    let turns = load_turns(engine, filters).await?;
     let min = filters.min_reward;
     let passes = |t: &Turn| min.is_none_or(|m| t.reward.is_some_and(|r| r >= m));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    counts.insert("turns_read".into(), turns.len());
-    let rows = match target {
-        TrainingTarget::OpenAiDpo | TrainingTarget::TrlPreference => {
-            // Pairs need their rejected side: --min-reward applies to the chosen.
-            let pairs: Vec<_> = preference::pairs(&turns, filters)
-                .into_iter()
-                .filter(|p| passes(p.chosen))
-                .collect();
-            for p in &pairs {
-                *counts.entry(format!("pairs_{}", p.source)).or_default() += 1;
-            }
-            if target == TrainingTarget::OpenAiDpo {
-                openai_dpo::rows(&pairs)
-            } else {
-                preference::rows(&pairs)
-            }
-        }
-        _ => {
-            let kept: Vec<Turn> = turns.into_iter().filter(|t| passes(t)).collect();
-            counts.insert("turns_after_min_reward".into(), kept.len());
-            match target {
-                TrainingTarget::OpenAiSft => openai_sft::rows(&kept),
-                TrainingTarget::Kto => kto::rows(&kept),
-                TrainingTarget::Grpo => grpo::rows(&kept),
-                _ => rl_turns::rows(&kept),
-            }
-        }
-    };
-    let written = Dataset {
+    let dataset = Dataset {
         target: target.name(),
         schema: target.schema(),
         description: target.description(),
@@ -226,7 +197,49 @@ pub async fn export_training(
             TrainingTarget::OpenAiSft | TrainingTarget::OpenAiDpo
         ),
     };
-    write_dataset(engine, &written, out_dir, options, filters, rows, counts, 0)
+    if matches!(
+        target,
+        TrainingTarget::OpenAiDpo | TrainingTarget::TrlPreference
+    ) {
+        // Pairs compare rollouts of one prompt across sessions: every turn
+        // is read first. --min-reward applies to the chosen side.
+        let turns = load_turns(engine, filters).await?;
+        counts.insert("turns_read".into(), turns.len());
+        let pairs: Vec<_> = preference::pairs(&turns, filters)
+            .into_iter()
+            .filter(|p| passes(p.chosen))
+            .collect();
+        for p in &pairs {
+            *counts.entry(format!("pairs_{}", p.source)).or_default() += 1;
+        }
+        let rows = if target == TrainingTarget::OpenAiDpo {
+            openai_dpo::rows(&pairs)
+        } else {
+            preference::rows(&pairs)
+        };
+        return write_dataset(engine, dataset, out_dir, options, filters, rows, counts, 0);
+    }
+    // Every other target makes its rows from one session's turns: streamed.
+    let mut writer = DatasetWriter::create(engine, dataset, out_dir, options, filters)?;
+    let mut sessions = SessionTurns::open(engine, filters).await?;
+    let (mut read, mut kept_count) = (0, 0);
+    while let Some(turns) = sessions.next_session().await? {
+        read += turns.len();
+        let kept: Vec<Turn> = turns.into_iter().filter(|t| passes(t)).collect();
+        kept_count += kept.len();
+        let rows = match target {
+            TrainingTarget::OpenAiSft => openai_sft::rows(&kept),
+            TrainingTarget::Kto => kto::rows(&kept),
+            TrainingTarget::Grpo => grpo::rows(&kept),
+            _ => rl_turns::rows(&kept),
+        };
+        for row in rows {
+            writer.push(row)?;
+        }
+    }
+    counts.insert("turns_read".into(), read);
+    counts.insert("turns_after_min_reward".into(), kept_count);
+    writer.finish(counts, 0)
 }
 
 /// What [`write_dataset`] writes.
@@ -240,101 +253,156 @@ pub(crate) struct Dataset<'a> {
     pub jsonl: bool,
 }
 
-/// Loads the turns passing the SQL filters with their rewards, ordered by
-/// (session, turn index, turn id).
+/// The turns passing the SQL filters with their rewards and process
+/// signals, one session at a time, ordered by (session, turn index, turn
+/// id): a streaming plan (its sort spills under the engine's memory pool),
+/// so memory is one batch plus the largest session.
+pub(crate) struct SessionTurns {
+    stream: SendableRecordBatchStream,
+    buffered: VecDeque<Turn>,
+    done: bool,
+}
+
+impl SessionTurns {
+    /// Plans the turns query.
+    ///
+    /// Errors: [`ExportError::MissingDerived`]; query errors (a bad `--where`).
+    pub(crate) async fn open(
+        engine: &QueryEngine,
+        filters: &ExportFilters,
+    ) -> Result<SessionTurns, ExportError> {
+        require_derived_tables(engine).await?;
+        let sql = format!(
+            "WITH s AS (SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
+               FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
+               AND turn_id IS NOT NULL GROUP BY turn_id), \
+             g AS (SELECT turn_id, array_agg(DISTINCT signal) AS signals FROM rewards \
+               WHERE level = 'process' AND turn_id IS NOT NULL AND signal IS NOT NULL \
+               GROUP BY turn_id) \
+             SELECT t.turn_id, t.session_id, t.agent_id, t.turn_index, t.parent_entry_id, \
+               t.user_event_id, t.on_active_branch, t.prompt_hash, t.context, t.prompt, \
+               t.responses, t.next_state, t.next_state_role, t.provider, t.model, t.locality, \
+               t.event_ids, s.reward, s.advantage, g.signals \
+             FROM turns t LEFT JOIN s ON s.turn_id = t.turn_id \
+               LEFT JOIN g ON g.turn_id = t.turn_id \
+             WHERE {} ORDER BY t.session_id, t.turn_index, t.turn_id",
+            filters.turns_sql()
+        );
+        let stream = engine
+            .frame(&sql)
+            .await?
+            .execute_stream()
+            .await
+            .map_err(QueryError::from)?;
+        Ok(SessionTurns {
+            stream,
+            buffered: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// The next session's turns, in order; `None` after the last.
+    ///
+    /// Errors: query and decoding errors.
+    pub(crate) async fn next_session(&mut self) -> Result<Option<Vec<Turn>>, ExportError> {
+        let mut session: Vec<Turn> = Vec::new();
+        loop {
+            while let Some(front) = self.buffered.front() {
+                if session
+                    .first()
+                    .is_some_and(|first| first.session_id != front.session_id)
+                {
+                    return Ok(Some(session));
+                }
+                if let Some(turn) = self.buffered.pop_front() {
+                    session.push(turn);
+                }
+            }
+            if self.done {
+                return Ok((!session.is_empty()).then_some(session));
+            }
+            match self.stream.next().await {
+                Some(batch) => {
+                    let batch = batch.map_err(QueryError::from)?;
+                    self.buffered.extend(turns_of(&batch)?);
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Every turn passing the filters (the preference targets compare turns
+/// of different sessions).
 async fn load_turns(
     engine: &QueryEngine,
     filters: &ExportFilters,
 ) -> Result<Vec<Turn>, ExportError> {
-    require_derived_tables(engine).await?;
-    let sql = format!(
-        "WITH s AS (SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
-           FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
-           AND turn_id IS NOT NULL GROUP BY turn_id) \
-         SELECT t.turn_id, t.session_id, t.agent_id, t.turn_index, t.parent_entry_id, \
-           t.user_event_id, t.on_active_branch, t.prompt_hash, t.context, t.prompt, \
-           t.responses, t.next_state, t.next_state_role, t.provider, t.model, t.locality, \
-           t.event_ids, s.reward, s.advantage \
-         FROM turns t LEFT JOIN s ON s.turn_id = t.turn_id \
-         WHERE {} ORDER BY t.session_id, t.turn_index, t.turn_id",
-        filters.turns_sql()
-    );
-    let batches = engine.collect(&sql).await?;
-    let mut signals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for batch in &engine
-        .collect(
-            "SELECT turn_id, signal FROM rewards WHERE level = 'process' AND turn_id IS NOT NULL",
-        )
-        .await?
-    {
-        for row in arrow_rows(batch)? {
-            if let (Some(turn), Some(signal)) = (
-                row.get("turn_id").and_then(Value::as_str),
-                row.get("signal").and_then(Value::as_str),
-            ) {
-                signals
-                    .entry(turn.to_string())
-                    .or_default()
-                    .insert(signal.to_string());
-            }
-        }
-    }
+    let mut sessions = SessionTurns::open(engine, filters).await?;
     let mut out = Vec::new();
-    for batch in &batches {
-        for row in arrow_rows(batch)? {
-            let text = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_string);
-            let messages = |k: &str| -> Vec<Value> {
-                match row.get(k) {
-                    Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
-                    Some(Value::Array(a)) => a.clone(),
-                    _ => Vec::new(),
-                }
-            };
-            let turn_id = text("turn_id").unwrap_or_default();
-            out.push(Turn {
-                signals: signals
-                    .remove(&turn_id)
-                    .map(|s| s.into_iter().collect())
-                    .unwrap_or_default(),
-                turn_id,
-                session_id: text("session_id").unwrap_or_default(),
-                agent_id: text("agent_id"),
-                turn_index: row.get("turn_index").and_then(Value::as_i64).unwrap_or(0),
-                parent_entry_id: text("parent_entry_id"),
-                user_event_id: text("user_event_id"),
-                on_active_branch: row
-                    .get("on_active_branch")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                prompt_hash: text("prompt_hash"),
-                context: messages("context"),
-                prompt: text("prompt").unwrap_or_default(),
-                responses: messages("responses"),
-                next_state: text("next_state"),
-                next_state_role: text("next_state_role"),
-                provider: text("provider"),
-                model: text("model"),
-                locality: text("locality"),
-                event_ids: row
-                    .get("event_ids")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                reward: row
-                    .get("reward")
-                    .and_then(Value::as_f64)
-                    .filter(|r| r.is_finite()),
-                advantage: row
-                    .get("advantage")
-                    .and_then(Value::as_f64)
-                    .filter(|a| a.is_finite()),
-            });
-        }
+    while let Some(turns) = sessions.next_session().await? {
+        out.extend(turns);
+    }
+    Ok(out)
+}
+
+/// The turns of one batch of the [`SessionTurns`] query.
+fn turns_of(batch: &RecordBatch) -> Result<Vec<Turn>, ExportError> {
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in arrow_rows(batch)? {
+        let text = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_string);
+        let messages = |k: &str| -> Vec<Value> {
+            match row.get(k) {
+                Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+                Some(Value::Array(a)) => a.clone(),
+                _ => Vec::new(),
+            }
+        };
+        let strings = |k: &str| -> Vec<String> {
+            row.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut signals = strings("signals");
+        signals.sort_unstable();
+        signals.dedup();
+        out.push(Turn {
+            signals,
+            turn_id: text("turn_id").unwrap_or_default(),
+            session_id: text("session_id").unwrap_or_default(),
+            agent_id: text("agent_id"),
+            turn_index: row.get("turn_index").and_then(Value::as_i64).unwrap_or(0),
+            parent_entry_id: text("parent_entry_id"),
+            user_event_id: text("user_event_id"),
+            on_active_branch: row
+                .get("on_active_branch")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            prompt_hash: text("prompt_hash"),
+            context: messages("context"),
+            prompt: text("prompt").unwrap_or_default(),
+            responses: messages("responses"),
+            next_state: text("next_state"),
+            next_state_role: text("next_state_role"),
+            provider: text("provider"),
+            model: text("model"),
+            locality: text("locality"),
+            event_ids: strings("event_ids"),
+            reward: row
+                .get("reward")
+                .and_then(Value::as_f64)
+                .filter(|r| r.is_finite()),
+            advantage: row
+                .get("advantage")
+                .and_then(Value::as_f64)
+                .filter(|a| a.is_finite()),
+        });
     }
     Ok(out)
 }
@@ -373,11 +441,12 @@ pub(crate) fn arrow_rows(
 
 /// Writes rows as train/validation shards (split by session), the card, the
 /// manifest (with one lineage entry per row: session, turns, events, shard,
-/// row index in the shard) and, when `dataset.jsonl`, `<split>.jsonl`.
+/// row index in the shard) and, when `dataset.jsonl`, `<split>.jsonl`,
+/// through a [`DatasetWriter`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_dataset(
     engine: &QueryEngine,
-    dataset: &Dataset<'_>,
+    dataset: Dataset<'_>,
     out_dir: &Path,
     options: &ExportOptions,
     filters: &ExportFilters,
@@ -385,119 +454,14 @@ pub(crate) fn write_dataset(
     counts: BTreeMap<String, usize>,
     sessions_skipped: usize,
 ) -> Result<ExportSummary, ExportError> {
-    std::fs::create_dir_all(out_dir).map_err(|e| ExportError::io(out_dir, e))?;
-    clear_previous_shards(out_dir)?;
-    for stale in ["train.jsonl", "validation.jsonl"] {
-        let path = out_dir.join(stale);
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(|e| ExportError::io(&path, e))?;
-        }
+    let mut writer = DatasetWriter::create(engine, dataset, out_dir, options, filters)?;
+    for row in rows {
+        writer.push(row)?;
     }
-    let mut shards: Vec<ShardInfo> = Vec::new();
-    let mut lineage = Vec::new();
-    let mut sessions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut total = 0;
-    for split in ["train", "validation"] {
-        let part: Vec<&Row> = rows
-            .iter()
-            .filter(|r| split_of(&r.session_id, filters.validation_percent) == split)
-            .collect();
-        // An empty validation split is left out (loaders reject empty
-        // splits); train always has a shard, possibly empty.
-        if part.is_empty() && split == "validation" {
-            continue;
-        }
-        let mut decoder = ReaderBuilder::new(Arc::clone(&dataset.schema)).build_decoder()?;
-        decoder.serialize(&part.iter().map(|r| &r.value).collect::<Vec<_>>())?;
-        let batch = decoder
-            .flush()?
-            .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&dataset.schema)));
-        if batch.num_rows() != part.len() {
-            return Err(ExportError::Internal(format!(
-                "{} rows decoded for {} values",
-                batch.num_rows(),
-                part.len()
-            )));
-        }
-        let written = write_split(
-            out_dir,
-            split,
-            Arc::clone(&dataset.schema),
-            &batch,
-            options.rows_per_shard,
-        )?;
-        let mut offset = 0;
-        for shard in &written {
-            for (index, row) in part[offset..offset + shard.rows].iter().enumerate() {
-                lineage.push(json!({"shard": shard.path, "row": index,
-                    "session_id": row.session_id, "turn_ids": row.turn_ids,
-                    "event_ids": row.event_ids}));
-            }
-            offset += shard.rows;
-        }
-        if dataset.jsonl {
-            let path = out_dir.join(format!("{split}.jsonl"));
-            let mut text = String::new();
-            for row in &part {
-                text.push_str(&openai_line(&row.value).to_string());
-                text.push('\n');
-            }
-            std::fs::write(&path, text).map_err(|e| ExportError::io(&path, e))?;
-        }
-        sessions
-            .entry(split)
-            .or_default()
-            .extend(part.iter().map(|r| r.session_id.as_str()));
-        total += part.len();
-        shards.extend(written);
-    }
-    let mut splits: Vec<&str> = vec!["train"];
-    if shards.iter().any(|s| s.split == "validation") {
-        splits.push("validation");
-    }
-    let mut manifest = ExportManifest::new(
-        dataset.target,
-        engine.events_version(),
-        options,
-        total,
-        sessions_skipped,
-        shards.clone(),
-        lineage,
-    );
-    manifest.filters = Some(filters.to_json());
-    let mut counts = counts;
-    for (split, set) in &sessions {
-        counts.insert(format!("sessions_{split}"), set.len());
-    }
-    manifest.counts = Some(json!(counts));
-    manifest.split = Some(json!({"rule": SPLIT_RULE,
-        "validation_percent": filters.validation_percent}));
-    let manifest_path = write_manifest(out_dir, &manifest)?;
-    let card = dataset_card(
-        &format!("{} dataset exported by trajectory", dataset.target),
-        &splits,
-        &card_body(
-            dataset,
-            engine.events_version(),
-            options,
-            filters,
-            &manifest,
-        ),
-    );
-    let card_path = out_dir.join("README.md");
-    std::fs::write(&card_path, card).map_err(|e| ExportError::io(&card_path, e))?;
-    Ok(ExportSummary {
-        target: dataset.target.to_string(),
-        out_dir: out_dir.display().to_string(),
-        events_version: engine.events_version(),
-        rows: total,
-        sessions_skipped,
-        shards,
-        manifest: manifest_path.display().to_string(),
-    })
+    writer.finish(counts, sessions_skipped)
 }
 
-fn card_body(
+pub(crate) fn card_body(
     dataset: &Dataset<'_>,
     events_version: u64,
     options: &ExportOptions,
@@ -551,7 +515,7 @@ fn card_body(
 /// The JSONL line OpenAI's API takes: the row without our bookkeeping
 /// columns (anything but `messages`, `tools`, `input`, `preferred_output`,
 /// `non_preferred_output`), nulls dropped, `tools` parsed from JSON text.
-fn openai_line(row: &Value) -> Value {
+pub(crate) fn openai_line(row: &Value) -> Value {
     let mut line = serde_json::Map::new();
     let Some(map) = row.as_object() else {
         return Value::Null;

@@ -22,14 +22,16 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::StreamExt;
 use serde_json::{json, Value};
-use trajectory_query::QueryEngine;
+use trajectory_query::{QueryEngine, QueryError};
 
 use crate::columns::{ints, strings, value};
-use crate::conversation::{by_session, conversation, ConversationEvent};
+use crate::conversation::{conversation, ConversationEvent};
+use crate::dataset_writer::DatasetWriter;
 use crate::filters::{quote, ExportFilters};
 use crate::messages::chat_message_list_type;
-use crate::training::{write_dataset, Dataset, Row};
+use crate::training::{Dataset, Row};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
 /// The target name on the command line.
@@ -95,81 +97,6 @@ pub async fn export_trl_sft_filtered(
 ) -> Result<ExportSummary, ExportError> {
     filters.validate()?;
     let selected = selected_sessions(engine, filters).await?;
-    let batches = engine.collect(EVENTS_QUERY).await?;
-    let mut events = Vec::new();
-    let mut agents = std::collections::HashMap::new();
-    for batch in &batches {
-        let session = strings(batch, "session_id")?;
-        let agent = strings(batch, "agent_id")?;
-        let event_id = strings(batch, "event_id")?;
-        let kind = strings(batch, "kind")?;
-        let entry = strings(batch, "entry_id")?;
-        let parent = strings(batch, "parent_id")?;
-        let seq = ints(batch, "seq")?;
-        let text = strings(batch, "text")?;
-        let content = strings(batch, "content")?;
-        let tool_call_id = strings(batch, "tool_call_id")?;
-        let tool_name = strings(batch, "tool_name")?;
-        let tool_args = strings(batch, "tool_args")?;
-        let stop_reason = strings(batch, "stop_reason")?;
-        let error = strings(batch, "error")?;
-        for row in 0..batch.num_rows() {
-            let session_id = value(&session, row).unwrap_or_default();
-            if selected
-                .as_ref()
-                .is_some_and(|set| !set.contains(&session_id))
-            {
-                continue;
-            }
-            if let Some(agent_id) = value(&agent, row) {
-                agents.entry(session_id.clone()).or_insert(agent_id);
-            }
-            events.push((
-                session_id,
-                ConversationEvent {
-                    event_id: value(&event_id, row).unwrap_or_default(),
-                    kind: value(&kind, row).unwrap_or_default(),
-                    entry_id: value(&entry, row),
-                    parent_id: value(&parent, row),
-                    seq: seq.get(row).copied().flatten().unwrap_or_default(),
-                    text: value(&text, row),
-                    content: value(&content, row),
-                    tool_call_id: value(&tool_call_id, row),
-                    tool_name: value(&tool_name, row),
-                    tool_args: value(&tool_args, row),
-                    stop_reason: value(&stop_reason, row),
-                    error: value(&error, row),
-                },
-            ));
-        }
-    }
-    drop(batches);
-
-    let mut rows: Vec<Row> = Vec::new();
-    let mut sessions_skipped = 0;
-    for (session_id, session_events) in by_session(events) {
-        let conv = conversation(&session_events);
-        if !conv.is_trainable() {
-            sessions_skipped += 1;
-            continue;
-        }
-        let tools = Value::Array(conv.tools()).to_string();
-        rows.push(Row {
-            value: json!({
-                "messages": conv.messages,
-                "tools": tools,
-                "session_id": session_id,
-                "agent_id": agents.get(&session_id),
-                "num_events": conv.event_ids.len(),
-            }),
-            session_id,
-            turn_ids: Vec::new(),
-            event_ids: conv.event_ids,
-        });
-    }
-    let mut counts = BTreeMap::new();
-    counts.insert("sessions_exported".to_string(), rows.len());
-    counts.insert("sessions_skipped".to_string(), sessions_skipped);
     let dataset = Dataset {
         target: TARGET,
         schema: trl_sft_schema(),
@@ -179,16 +106,98 @@ pub async fn export_trl_sft_filtered(
         source: "the events table (transcript events on each session's active branch)",
         jsonl: false,
     };
-    write_dataset(
-        engine,
-        &dataset,
-        out_dir,
-        options,
-        filters,
-        rows,
-        counts,
-        sessions_skipped,
-    )
+    let mut writer = DatasetWriter::create(engine, dataset, out_dir, options, filters)?;
+    // The events arrive sorted by session: each session is converted and
+    // written as soon as its last event is read.
+    let mut stream = engine
+        .frame(EVENTS_QUERY)
+        .await?
+        .execute_stream()
+        .await
+        .map_err(QueryError::from)?;
+    let mut current: Option<(String, Option<String>, Vec<ConversationEvent>)> = None;
+    let (mut exported, mut sessions_skipped) = (0, 0);
+    let mut finish_session = |session: Option<(String, Option<String>, Vec<ConversationEvent>)>,
+                              writer: &mut DatasetWriter<'_>|
+     -> Result<(), ExportError> {
+        let Some((session_id, agent_id, events)) = session else {
+            return Ok(());
+        };
+        let conv = conversation(&events);
+        if !conv.is_trainable() {
+            sessions_skipped += 1;
+            return Ok(());
+        }
+        exported += 1;
+        let tools = Value::Array(conv.tools()).to_string();
+        writer.push(Row {
+            value: json!({
+                "messages": conv.messages,
+                "tools": tools,
+                "session_id": session_id,
+                "agent_id": agent_id,
+                "num_events": conv.event_ids.len(),
+            }),
+            session_id,
+            turn_ids: Vec::new(),
+            event_ids: conv.event_ids,
+        })
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(QueryError::from)?;
+        let session = strings(&batch, "session_id")?;
+        let agent = strings(&batch, "agent_id")?;
+        let event_id = strings(&batch, "event_id")?;
+        let kind = strings(&batch, "kind")?;
+        let entry = strings(&batch, "entry_id")?;
+        let parent = strings(&batch, "parent_id")?;
+        let seq = ints(&batch, "seq")?;
+        let text = strings(&batch, "text")?;
+        let content = strings(&batch, "content")?;
+        let tool_call_id = strings(&batch, "tool_call_id")?;
+        let tool_name = strings(&batch, "tool_name")?;
+        let tool_args = strings(&batch, "tool_args")?;
+        let stop_reason = strings(&batch, "stop_reason")?;
+        let error = strings(&batch, "error")?;
+        for row in 0..batch.num_rows() {
+            let session_id = value(&session, row).unwrap_or_default();
+            if selected
+                .as_ref()
+                .is_some_and(|set| !set.contains(&session_id))
+            {
+                continue;
+            }
+            if current.as_ref().is_none_or(|(id, _, _)| *id != session_id) {
+                finish_session(current.take(), &mut writer)?;
+                current = Some((session_id, None, Vec::new()));
+            }
+            let Some((_, agent_id, events)) = current.as_mut() else {
+                continue;
+            };
+            if agent_id.is_none() {
+                *agent_id = value(&agent, row);
+            }
+            events.push(ConversationEvent {
+                event_id: value(&event_id, row).unwrap_or_default(),
+                kind: value(&kind, row).unwrap_or_default(),
+                entry_id: value(&entry, row),
+                parent_id: value(&parent, row),
+                seq: seq.get(row).copied().flatten().unwrap_or_default(),
+                text: value(&text, row),
+                content: value(&content, row),
+                tool_call_id: value(&tool_call_id, row),
+                tool_name: value(&tool_name, row),
+                tool_args: value(&tool_args, row),
+                stop_reason: value(&stop_reason, row),
+                error: value(&error, row),
+            });
+        }
+    }
+    finish_session(current.take(), &mut writer)?;
+    let mut counts = BTreeMap::new();
+    counts.insert("sessions_exported".to_string(), exported);
+    counts.insert("sessions_skipped".to_string(), sessions_skipped);
+    writer.finish(counts, sessions_skipped)
 }
 
 /// The sessions passing `filters`, or `None` when no filter is set.
