@@ -21,7 +21,9 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// an ingest frees between chunks and faults them back in for the next one:
 /// 100 MB of input took 32,500 page faults at the default and 18,900 at 3 s
 /// or more (docs/benchmarks.md). 10 s keeps a run's working set while it
-/// runs and still gives memory back to a `--follow` that goes idle.
+/// runs and still gives memory back to a `--follow` that goes idle. Only
+/// `ingest` sets it: the jobs after ingest free whole phases (a sort's runs,
+/// a plan's batches) that the 10 s would keep counted in their peak.
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 /// `mi_option_destroy_on_exit` in the same enum. mimalloc's exit handler

@@ -13,9 +13,9 @@
 //!    exact hash are exact duplicates; distinct texts sharing a band key
 //!    (`unnest(band_keys)`, `GROUP BY band_key`) are candidate pairs.
 //! 3. **Confirmation** (in parallel over the buckets): a candidate pair is a
-//!    near-duplicate when the share of equal signature values, the MinHash
-//!    estimate of their Jaccard similarity, reaches the threshold (as
-//!    datatrove and NeMo Curator do; ±0.04 at 0.8 with 112 permutations).
+//!    near-duplicate when the exact Jaccard of the two shingle sets reaches
+//!    the threshold. The shingle sets of the candidate texts only are read
+//!    back, by the same plan restricted to one session holding each.
 //!    Clusters are the connected components of exact and near pairs.
 //! 4. **Resolution**: in each cluster keep the member with the highest
 //!    combined trajectory reward (`rewards`, `level = 'combined'`,
@@ -23,11 +23,11 @@
 //!    smallest id; a contaminated trajectory is never kept. The table is
 //!    written streaming from a scan of the signatures joined with rewards.
 //!
-//! Memory: the signatures' plan is bounded like derive's; the later steps
-//! hold the ids and signatures of the trajectories that have a duplicate
-//! candidate (about 1 KiB each), never the text.
+//! Memory: the plans are bounded like derive's; the later steps hold the
+//! ids and shingle sets (8 bytes per distinct shingle) of the texts that
+//! have a candidate, never the other texts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,14 +40,16 @@ use trajectory_query::{AsOf, EngineOptions, QueryEngine, QueryError};
 use trajectory_store::{DerivedLineage, DerivedReplace, EventStore};
 
 use crate::columns::{boolean, event_ids_field, float64, int64, stable_id, timestamp_type, utf8};
-use crate::dedupe_signatures::{update_signatures, EvalGrams, SignaturesSummary, SIGNATURES_TABLE};
-use crate::minhash::{signature_similarity, Components, MinHashParams};
+use crate::dedupe_signatures::{
+    shingle_sets, update_signatures, EvalGrams, SignaturesSummary, SIGNATURES_TABLE,
+};
+use crate::minhash::{jaccard, Components, MinHashParams};
 use crate::DeriveError;
 
 pub use crate::dedupe_signatures::CONTAMINATION_NGRAM;
 
 /// Version of the dedupe method (bump when output for the same input changes).
-pub const DEDUPE_JOB_VERSION: &str = "dedupe-v2";
+pub const DEDUPE_JOB_VERSION: &str = "dedupe-v1";
 
 /// Memory of the signature plan's sort and of the grouping queries when the
 /// options set none: 256 MiB (they spill past it).
@@ -134,14 +136,14 @@ pub async fn dedupe(
     let mut texts = Texts::default();
     exact_groups(&engine, &mut texts).await?;
     let buckets = candidate_buckets(&engine, &mut texts).await?;
-    let signatures_of = candidate_signatures(&engine, &texts).await?;
-    let (edges, candidate_pairs) = confirm(&buckets, &signatures_of, p.threshold, texts.len());
+    let shingles_of = candidate_shingles(store, &engine, &texts, p.shingle_words, memory).await?;
+    let (edges, candidate_pairs) = confirm(&buckets, &shingles_of, p.threshold, texts.len());
     let mut components = Components::new(texts.len());
     for (a, b) in edges {
         components.union(a, b);
     }
     let (clusters, multi) =
-        resolve_clusters(&engine, &mut texts, &mut components, &signatures_of).await?;
+        resolve_clusters(&engine, &mut texts, &mut components, &shingles_of).await?;
     let written = write_clusters(store, &engine, &clusters, options).await?;
     Ok(DedupeSummary {
         events_version: engine.events_version(),
@@ -281,39 +283,49 @@ async fn candidate_buckets(
     Ok(buckets)
 }
 
-/// The signature of every text in a bucket.
-async fn candidate_signatures(
+/// The shingle set of every text in a bucket, read back from one session
+/// holding it ([`shingle_sets`]).
+async fn candidate_shingles(
+    store: &EventStore,
     engine: &QueryEngine,
     texts: &Texts,
+    shingle_words: usize,
+    memory: usize,
 ) -> Result<HashMap<usize, Vec<u64>>, DeriveError> {
-    let mut out = HashMap::new();
-    if !texts.in_bucket.iter().any(|b| *b) {
-        return Ok(out);
+    let wanted: HashSet<String> = texts
+        .index
+        .iter()
+        .filter(|(_, &t)| texts.in_bucket[t])
+        .map(|(hash, _)| hash.clone())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
     }
+    let mut sessions: HashMap<String, String> = HashMap::new();
     for_each_batch(
         engine,
-        &format!("SELECT exact_hash, signature FROM {SIGNATURES_TABLE} WHERE shingles > 0"),
+        &format!("SELECT exact_hash, session_id FROM {SIGNATURES_TABLE} WHERE shingles > 0"),
         |batch| {
-            let hashes = strings(batch, "exact_hash")?;
-            let lists = column(batch, "signature")?.as_list::<i32>();
+            let (hashes, ids) = (strings(batch, "exact_hash")?, strings(batch, "session_id")?);
             for row in 0..batch.num_rows() {
-                if hashes.is_null(row) || lists.is_null(row) {
+                if hashes.is_null(row) || ids.is_null(row) {
                     continue;
                 }
-                let Some(&t) = texts.index.get(hashes.value(row)) else {
-                    continue;
-                };
-                if texts.in_bucket[t] && !out.contains_key(&t) {
-                    let values = arrow::compute::cast(&lists.value(row), &DataType::Int64)?;
-                    let values = values.as_primitive::<Int64Type>();
-                    out.insert(t, values.values().iter().map(|v| *v as u64).collect());
+                let hash = hashes.value(row);
+                if wanted.contains(hash) && !sessions.contains_key(hash) {
+                    sessions.insert(hash.to_string(), ids.value(row).to_string());
                 }
             }
             Ok(())
         },
     )
     .await?;
-    Ok(out)
+    let sessions: HashSet<String> = sessions.into_values().collect();
+    let sets = shingle_sets(store, shingle_words, Arc::new(wanted), &sessions, memory).await?;
+    Ok(sets
+        .into_iter()
+        .filter_map(|(hash, set)| texts.index.get(&hash).map(|&t| (t, set)))
+        .collect())
 }
 
 /// Step 3: the candidate pairs of every bucket compared on all cores. Each
@@ -323,7 +335,7 @@ async fn candidate_signatures(
 /// how many pairs were compared.
 fn confirm(
     buckets: &[Vec<usize>],
-    signatures: &HashMap<usize, Vec<u64>>,
+    shingles: &HashMap<usize, Vec<u64>>,
     threshold: f64,
     texts: usize,
 ) -> (Vec<(usize, usize)>, usize) {
@@ -343,12 +355,12 @@ fn confirm(
                                 if local.find(a) == local.find(b) {
                                     continue;
                                 }
-                                let (Some(sa), Some(sb)) = (signatures.get(&a), signatures.get(&b))
+                                let (Some(sa), Some(sb)) = (shingles.get(&a), shingles.get(&b))
                                 else {
                                     continue;
                                 };
                                 compared += 1;
-                                if signature_similarity(sa, sb) >= threshold {
+                                if jaccard(sa, sb) >= threshold {
                                     local.union(a, b);
                                     edges.push((a, b));
                                 }
@@ -400,7 +412,7 @@ async fn resolve_clusters(
     engine: &QueryEngine,
     texts: &mut Texts,
     components: &mut Components,
-    signatures: &HashMap<usize, Vec<u64>>,
+    shingles: &HashMap<usize, Vec<u64>>,
 ) -> Result<(HashMap<String, Assignment>, usize), DeriveError> {
     let mut weight = vec![0usize; texts.len()];
     for t in 0..texts.len() {
@@ -478,8 +490,8 @@ async fn resolve_clusters(
                 if reference == m.text {
                     1.0
                 } else {
-                    match (signatures.get(&m.text), signatures.get(&reference)) {
-                        (Some(a), Some(b)) => signature_similarity(a, b),
+                    match (shingles.get(&m.text), shingles.get(&reference)) {
+                        (Some(a), Some(b)) => jaccard(a, b),
                         _ => 0.0,
                     }
                 }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Builder, ListBuilder, RecordBatch, StringArray};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -300,8 +301,7 @@ pub(crate) async fn update_signatures(
             rows: params.rows,
             shingle_words: params.shingle_words,
             grams: Arc::clone(&grams),
-            session: None,
-            turn_text: HashMap::new(),
+            texts: SessionTexts::default(),
             out: SignatureRows::default(),
         };
         running.push(tokio::spawn(fold.run(stream, writer)));
@@ -461,39 +461,24 @@ impl SignatureRows {
     }
 }
 
-/// One partition's fold: a session's turn texts, then its trajectories'
-/// signatures.
-struct SignatureFold {
-    hasher: Arc<MinHasher>,
-    rows: usize,
-    shingle_words: usize,
-    grams: Arc<EvalGrams>,
+/// A partition's sessions read back into trajectory texts: a session's
+/// turns (`part` 0) are kept until its trajectories (`part` 1) have been
+/// visited, then dropped.
+#[derive(Default)]
+struct SessionTexts {
     /// The session whose rows are being read (`Some(None)`: rows without one).
     session: Option<Option<String>>,
     turn_text: HashMap<String, String>,
-    out: SignatureRows,
 }
 
-impl SignatureFold {
-    async fn run(
-        mut self,
-        mut stream: datafusion::execution::SendableRecordBatchStream,
-        mut writer: DerivedTableWriter,
-    ) -> Result<DerivedTableWriter, DeriveError> {
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(QueryError::from)?;
-            self.push(&batch)?;
-            if self.out.len() >= OUTPUT_ROWS {
-                writer.write(self.out.take_batch()?).await?;
-            }
-        }
-        if self.out.len() > 0 {
-            writer.write(self.out.take_batch()?).await?;
-        }
-        Ok(writer)
-    }
-
-    fn push(&mut self, batch: &RecordBatch) -> Result<(), DeriveError> {
+impl SessionTexts {
+    /// Reads one batch of the [`input_sql`] rows; calls `visit(row, session,
+    /// trajectory id, words of the text)` for every trajectory.
+    fn push(
+        &mut self,
+        batch: &RecordBatch,
+        mut visit: impl FnMut(usize, Option<&str>, &str, Vec<String>) -> Result<(), DeriveError>,
+    ) -> Result<(), DeriveError> {
         let strings = |name: &str| -> Result<StringArray, DeriveError> {
             let column = batch
                 .column_by_name(name)
@@ -502,12 +487,6 @@ impl SignatureFold {
                 .as_string::<i32>()
                 .clone())
         };
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .cloned()
-                .ok_or_else(|| DeriveError::Column(format!("missing column {name}")))
-        };
         let (sessions, ids, prompts, responses, turn_ids) = (
             strings("session_id")?,
             strings("id")?,
@@ -515,9 +494,11 @@ impl SignatureFold {
             strings("responses")?,
             strings("turn_ids")?,
         );
-        let parts = arrow::compute::cast(&column("part")?, &DataType::Int64)?;
+        let parts = batch
+            .column_by_name("part")
+            .ok_or_else(|| DeriveError::Column("missing column part".into()))?;
+        let parts = arrow::compute::cast(parts, &DataType::Int64)?;
         let parts = parts.as_primitive::<arrow::datatypes::Int64Type>();
-        let (event_ids, ended_at) = (column("event_ids")?, column("ended_at")?);
         for row in 0..batch.num_rows() {
             let session = sessions.is_valid(row).then(|| sessions.value(row));
             if self.session.as_ref().map(|s| s.as_deref()) != Some(session) {
@@ -550,12 +531,62 @@ impl SignatureFold {
             } else {
                 String::new()
             };
-            let words = words(&text);
+            visit(row, session, id, words(&text))?;
+        }
+        Ok(())
+    }
+}
+
+/// One partition's fold: each trajectory's signature row.
+struct SignatureFold {
+    hasher: Arc<MinHasher>,
+    rows: usize,
+    shingle_words: usize,
+    grams: Arc<EvalGrams>,
+    texts: SessionTexts,
+    out: SignatureRows,
+}
+
+impl SignatureFold {
+    async fn run(
+        mut self,
+        mut stream: SendableRecordBatchStream,
+        mut writer: DerivedTableWriter,
+    ) -> Result<DerivedTableWriter, DeriveError> {
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(QueryError::from)?;
+            self.push(&batch)?;
+            if self.out.len() >= OUTPUT_ROWS {
+                writer.write(self.out.take_batch()?).await?;
+            }
+        }
+        if self.out.len() > 0 {
+            writer.write(self.out.take_batch()?).await?;
+        }
+        Ok(writer)
+    }
+
+    fn push(&mut self, batch: &RecordBatch) -> Result<(), DeriveError> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| DeriveError::Column(format!("missing column {name}")))
+        };
+        let (event_ids, ended_at) = (column("event_ids")?, column("ended_at")?);
+        let SignatureFold {
+            hasher,
+            rows,
+            shingle_words,
+            grams,
+            texts,
+            out,
+        } = self;
+        texts.push(batch, |row, session, id, words| {
             let normalised = words.join(" ");
-            let shingle_set = shingles(&normalised, self.shingle_words);
-            let signature = self.hasher.signature(&shingle_set);
-            let contamination = self.grams.first_match(&words);
-            let out = &mut self.out;
+            let shingle_set = shingles(&normalised, *shingle_words);
+            let signature = hasher.signature(&shingle_set);
+            let (ngram, file) = grams.first_match(&words).unzip();
             out.trajectory_id.push(id.to_string());
             out.session_id.push(session.map(str::to_string));
             out.event_ids.push(event_ids.slice(row, 1));
@@ -563,12 +594,76 @@ impl SignatureFold {
             out.exact_hash
                 .push(blake3::hash(normalised.as_bytes()).to_hex().to_string());
             out.shingles.push(shingle_set.len() as i64);
-            out.band_keys.push(band_keys(&signature, self.rows));
+            out.band_keys.push(band_keys(&signature, *rows));
             out.signature.push(signature);
-            let (ngram, file) = contamination.unzip();
             out.contaminated_by.push(file);
             out.contamination_ngram.push(ngram);
-        }
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+/// The shingle sets of the texts whose exact hash is in `wanted`, read back
+/// from the sessions in `sessions` (each text once): what
+/// [`crate::dedupe`] needs to confirm candidate pairs on their exact
+/// Jaccard. Memory: those sets (8 bytes per distinct shingle) and the
+/// plan's pool.
+///
+/// Errors: query and Arrow errors.
+pub(crate) async fn shingle_sets(
+    store: &EventStore,
+    shingle_words: usize,
+    wanted: Arc<HashSet<String>>,
+    sessions: &HashSet<String>,
+    memory: usize,
+) -> Result<HashMap<String, Vec<u64>>, DeriveError> {
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let engine = QueryEngine::open_with(
+        store,
+        None,
+        EngineOptions {
+            memory_limit: Some(memory),
+            pushdown_filters: true,
+            batch_size: Some(DERIVE_BATCH_ROWS),
+        },
+    )
+    .await?;
+    let input = engine
+        .frame(&input_sql(Some(sessions)))
+        .await?
+        .create_physical_plan()
+        .await
+        .map_err(QueryError::from)?;
+    let task = engine.task_ctx();
+    let plan = sorted_by_session(input, task.session_config().target_partitions())?;
+    let mut running = Vec::new();
+    for mut stream in partition_streams(&plan, &task, memory)? {
+        let wanted = Arc::clone(&wanted);
+        running.push(tokio::spawn(async move {
+            let mut texts = SessionTexts::default();
+            let mut found: HashMap<String, Vec<u64>> = HashMap::new();
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(QueryError::from)?;
+                texts.push(&batch, |_, _, _, words| {
+                    let normalised = words.join(" ");
+                    let hash = blake3::hash(normalised.as_bytes()).to_hex().to_string();
+                    if wanted.contains(&hash) && !found.contains_key(&hash) {
+                        found.insert(hash, shingles(&normalised, shingle_words));
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok::<_, DeriveError>(found)
+        }));
+    }
+    for task in running {
+        found.extend(
+            task.await
+                .map_err(|e| DeriveError::Column(format!("a shingle partition stopped: {e}")))??,
+        );
+    }
+    Ok(found)
 }

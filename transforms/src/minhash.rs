@@ -229,18 +229,6 @@ pub fn band_keys(signature: &[u64], rows: usize) -> Vec<u64> {
         .collect()
 }
 
-/// The Jaccard similarity estimated from two signatures of one
-/// [`MinHasher`]: the share of positions where they agree (standard error
-/// about `sqrt(s(1 − s)/n)` for `n` permutations: ±0.04 at s = 0.8, n = 112).
-/// 0 when the lengths differ or are 0.
-pub fn signature_similarity(a: &[u64], b: &[u64]) -> f64 {
-    if a.len() != b.len() || a.is_empty() {
-        return 0.0;
-    }
-    let equal = a.iter().zip(b).filter(|(x, y)| x == y).count();
-    equal as f64 / a.len() as f64
-}
-
 /// Union-find over `n` items; `find` gives each component's smallest member.
 pub struct Components {
     parent: Vec<usize>,
