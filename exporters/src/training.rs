@@ -201,10 +201,12 @@ pub async fn export_training(
         target,
         TrainingTarget::OpenAiDpo | TrainingTarget::TrlPreference
     ) {
-        // Pairs compare rollouts of one prompt across sessions: every turn
-        // is read first. --min-reward applies to the chosen side.
-        let turns = load_turns(engine, filters).await?;
-        counts.insert("turns_read".into(), turns.len());
+        // Pairs compare rollouts of one prompt across sessions: the turns
+        // that can be paired are read first. --min-reward applies to the
+        // chosen side.
+        let (turns, read) = pairable_turns(engine, filters).await?;
+        counts.insert("turns_read".into(), read);
+        counts.insert("turns_pairable".into(), turns.len());
         let pairs: Vec<_> = preference::pairs(&turns, filters)
             .into_iter()
             .filter(|p| passes(p.chosen))
@@ -271,11 +273,19 @@ impl SessionTurns {
         engine: &QueryEngine,
         filters: &ExportFilters,
     ) -> Result<SessionTurns, ExportError> {
+        SessionTurns::open_where(engine, filters, "TRUE").await
+    }
+
+    /// Like [`SessionTurns::open`], for the turns that also satisfy `only`
+    /// (SQL over `turns t`).
+    async fn open_where(
+        engine: &QueryEngine,
+        filters: &ExportFilters,
+        only: &str,
+    ) -> Result<SessionTurns, ExportError> {
         require_derived_tables(engine).await?;
         let sql = format!(
-            "WITH s AS (SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
-               FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
-               AND turn_id IS NOT NULL GROUP BY turn_id), \
+            "WITH s AS ({TURN_REWARDS}), \
              g AS (SELECT turn_id, array_agg(DISTINCT signal) AS signals FROM rewards \
                WHERE level = 'process' AND turn_id IS NOT NULL AND signal IS NOT NULL \
                GROUP BY turn_id) \
@@ -285,7 +295,7 @@ impl SessionTurns {
                t.event_ids, s.reward, s.advantage, g.signals \
              FROM turns t LEFT JOIN s ON s.turn_id = t.turn_id \
                LEFT JOIN g ON g.turn_id = t.turn_id \
-             WHERE {} ORDER BY t.session_id, t.turn_index, t.turn_id",
+             WHERE {} AND ({only}) ORDER BY t.session_id, t.turn_index, t.turn_id",
             filters.turns_sql()
         );
         let stream = engine
@@ -332,18 +342,56 @@ impl SessionTurns {
     }
 }
 
-/// Every turn passing the filters (the preference targets compare turns
-/// of different sessions).
-async fn load_turns(
+/// Each turn's mean `combined` step reward and advantage (`s` in the turn queries).
+const TURN_REWARDS: &str = "SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
+     FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
+     AND turn_id IS NOT NULL GROUP BY turn_id";
+
+/// The turns passing the filters that [`preference::pairs`] can pair, and
+/// how many turns pass the filters.
+///
+/// A pair is made inside a group of two or more turns: branch siblings
+/// (same session, parent entry and prompt) or rewarded rollouts of one
+/// prompt hash. A first query (ids, keys and rewards only) finds the turns
+/// in such groups; only those are read whole. Their groups are the same as
+/// among all turns, so the pairs are too.
+async fn pairable_turns(
     engine: &QueryEngine,
     filters: &ExportFilters,
-) -> Result<Vec<Turn>, ExportError> {
-    let mut sessions = SessionTurns::open(engine, filters).await?;
+) -> Result<(Vec<Turn>, usize), ExportError> {
+    require_derived_tables(engine).await?;
+    let filtered = format!(
+        "SELECT t.turn_id, t.session_id, coalesce(t.parent_entry_id, '') AS parent, \
+           coalesce(t.prompt_hash, t.prompt, '') AS prompt_key, t.prompt_hash, s.reward \
+         FROM turns t LEFT JOIN ({TURN_REWARDS}) s ON s.turn_id = t.turn_id WHERE {}",
+        filters.turns_sql()
+    );
+    let mut read = 0;
+    for batch in engine
+        .collect(&format!("SELECT count(*) AS n FROM ({filtered})"))
+        .await?
+    {
+        if let Some(n) = crate::columns::ints(&batch, "n")?
+            .first()
+            .copied()
+            .flatten()
+        {
+            read = n as usize;
+        }
+    }
+    let grouped = format!(
+        "t.turn_id IN (SELECT turn_id FROM (SELECT turn_id, \
+           count(*) OVER (PARTITION BY session_id, parent, prompt_key) AS siblings, \
+           CASE WHEN reward IS NOT NULL AND prompt_hash IS NOT NULL THEN \
+             count(*) OVER (PARTITION BY prompt_hash, reward IS NOT NULL) END AS rollouts \
+         FROM ({filtered})) WHERE siblings > 1 OR rollouts > 1)"
+    );
+    let mut sessions = SessionTurns::open_where(engine, filters, &grouped).await?;
     let mut out = Vec::new();
     while let Some(turns) = sessions.next_session().await? {
         out.extend(turns);
     }
-    Ok(out)
+    Ok((out, read))
 }
 
 /// The turns of one batch of the [`SessionTurns`] query.
