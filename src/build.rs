@@ -304,7 +304,9 @@ pub async fn run_build(store: &EventStore, args: BuildArgs) -> Result<()> {
     let engine = QueryEngine::open_with(
         store,
         as_of.as_ref(),
-        trajectory_exporters::export_engine_options(),
+        trajectory_exporters::export_engine_options(
+            trajectory_exporters::DEFAULT_EXPORT_MEMORY_BYTES,
+        ),
     )
     .await?;
     let mut built = Vec::new();

@@ -191,6 +191,17 @@ pub struct ExportArgs {
     #[arg(long, default_value_t = 10_000)]
     pub rows_per_shard: usize,
 
+    /// Maximum Arrow data a shard gathers before it is written (e.g. 32MiB; 0: no limit).
+    /// Bounds the export's memory when rows carry long contexts; checked every 256 rows.
+    #[arg(long, value_name = "SIZE", default_value = "32MiB",
+          value_parser = crate::derive_commands::parse_shard_bytes)]
+    pub shard_bytes: u64,
+
+    /// Memory the export's sorts may hold before they spill to disk (e.g. 512MiB, 2GB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB",
+          value_parser = crate::derive_commands::parse_size)]
+    pub memory_limit: u64,
+
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -65,8 +65,16 @@ pub struct DeriveArgs {
     pub json: bool,
 }
 
+/// Parses `export --shard-bytes`: a size as [`parse_size`] takes, or 0 (no limit).
+pub fn parse_shard_bytes(text: &str) -> std::result::Result<u64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(text)
+}
+
 /// Parses a size such as `512MiB`, `2GiB`, `100MB` or a number of bytes.
-fn parse_size(text: &str) -> std::result::Result<u64, String> {
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

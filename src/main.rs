@@ -33,11 +33,12 @@ fn main() -> ExitCode {
     allocator::skip_cleanup_at_exit();
     let cli = Cli::parse();
     // Ingest reuses its buffers chunk after chunk: freed memory stays 10 s.
-    // The jobs after it (derive, dedupe, export, ...) keep mimalloc's 1 s,
-    // which gives their finished phases' memory back (docs/benchmarks.md,
-    // session 28: derive at 10x peaks at 496 MB instead of 538 MB, as fast).
+    // The jobs after it (derive, dedupe, export, ...) free whole phases and
+    // give them back after 250 ms (src/allocator.rs).
     if matches!(cli.command, Command::Ingest(_)) {
         allocator::set_purge_delay();
+    } else {
+        allocator::set_job_purge_delay();
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -70,6 +71,14 @@ fn main() -> ExitCode {
 
 /// A next step for errors users commonly hit.
 fn hint_for(error: &anyhow::Error) -> Option<&'static str> {
+    // A plan that ran out of its memory pool (DataFusion's "Resources
+    // exhausted" / "Failed to allocate"), whatever wraps it.
+    let text = format!("{error:#}");
+    if text.contains("Resources exhausted") || text.contains("Failed to allocate additional") {
+        return Some(
+            "the job ran out of its memory pool: give it more with --memory-limit (e.g. --memory-limit 1GiB)",
+        );
+    }
     match error.downcast_ref::<QueryError>() {
         Some(QueryError::Empty(_)) => {
             Some("run `trajectory ingest PATH` first, or point --store / TRAJECTORY_STORE at an existing store")
@@ -383,12 +392,13 @@ async fn run_export(store: &EventStore, args: ExportArgs) -> Result<()> {
     let engine = QueryEngine::open_with(
         store,
         as_of.as_ref(),
-        trajectory_exporters::export_engine_options(),
+        trajectory_exporters::export_engine_options(args.memory_limit as usize),
     )
     .await?;
     let mut options = ExportOptions::new(store.location().root().to_string());
     options.as_of = args.as_of.clone();
     options.rows_per_shard = args.rows_per_shard;
+    options.shard_bytes = args.shard_bytes as usize;
     options.jobs = store_commands::derived_jobs(store).await?;
     let filters = trajectory_exporters::ExportFilters {
         since: args.since.clone(),

@@ -2,15 +2,17 @@
 //! OpenAI JSONL files, the card and the manifest.
 //!
 //! Rows are pushed one at a time, in the export's deterministic order. Each
-//! split gathers at most `rows_per_shard` rows; a full shard is encoded and
+//! split gathers at most `rows_per_shard` rows and `shard_bytes` of Arrow
+//! data (checked every 256 rows); a full shard is encoded and
 //! written at once (one Arrow batch per shard, as a whole-table export did,
 //! so the bytes are the same) under a temporary name, and renamed
 //! `data/<split>-0000i-of-0000N.parquet` when the export ends and `N` is
 //! known. The manifest's per-row lineage goes to a temporary file as rows
 //! arrive and is copied into `manifest.json` at the end.
 //!
-//! Memory: one shard of rows per split (plus the distinct session ids, for
-//! the counts), never the whole dataset.
+//! Memory: one shard of rows per split, held as Arrow batches (about the
+//! size of the rows' JSON text), plus the distinct session ids for the
+//! counts; never the whole dataset.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -18,7 +20,9 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::SchemaRef;
+use arrow::json::reader::Decoder;
 use arrow::json::ReaderBuilder;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -33,16 +37,30 @@ use crate::shards::{
 use crate::training::{card_body, openai_line, Dataset, Row};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
+/// Rows decoded from JSON into Arrow at a time: the tape of a few hundred
+/// rows is small, and Arrow holds the rows about as compactly as their text.
+const DECODE_ROWS: usize = 256;
+
 /// The two splits, in the order the manifest lists them.
 const SPLITS: [&str; 2] = ["train", "validation"];
 
 /// One split being written.
 struct SplitSink {
     name: &'static str,
-    pending: Vec<Value>,
+    /// The shard being gathered: its last rows as arrow-json's tape (at most
+    /// [`DECODE_ROWS`]), the rows before them as Arrow batches, and how many
+    /// rows in all.
+    decoder: Decoder,
+    decoded: Vec<RecordBatch>,
+    /// Bytes of Arrow data in `decoded`.
+    decoded_bytes: usize,
+    pending: usize,
     /// Shards written so far: temporary path, rows, bytes, sha256.
     shards: Vec<(PathBuf, usize, u64, String)>,
     jsonl: Option<BufWriter<File>>,
+    /// Lineage lines of the split: `[shard index, row, {session, turns, events}]`.
+    lineage: BufWriter<File>,
+    lineage_path: PathBuf,
     sessions: HashSet<String>,
     rows: usize,
 }
@@ -55,9 +73,6 @@ pub(crate) struct DatasetWriter<'a> {
     options: &'a ExportOptions,
     filters: &'a ExportFilters,
     splits: [SplitSink; 2],
-    /// Lineage lines: `[split index, shard index, row, {session, turns, events}]`.
-    lineage: BufWriter<File>,
-    lineage_path: PathBuf,
 }
 
 impl<'a> DatasetWriter<'a> {
@@ -89,20 +104,25 @@ impl<'a> DatasetWriter<'a> {
             } else {
                 None
             };
+            let lineage_path = data_dir.join(format!(".{name}-lineage.jsonl.partial"));
+            let lineage = File::create(&lineage_path)
+                .map(BufWriter::new)
+                .map_err(|e| ExportError::io(&lineage_path, e))?;
             Ok(SplitSink {
                 name,
-                pending: Vec::new(),
+                decoder: ReaderBuilder::new(Arc::clone(&dataset.schema)).build_decoder()?,
+                decoded: Vec::new(),
+                decoded_bytes: 0,
+                pending: 0,
                 shards: Vec::new(),
                 jsonl,
+                lineage,
+                lineage_path,
                 sessions: HashSet::new(),
                 rows: 0,
             })
         };
         let splits = [sink(SPLITS[0])?, sink(SPLITS[1])?];
-        let lineage_path = data_dir.join(".lineage.jsonl.partial");
-        let lineage = File::create(&lineage_path)
-            .map(BufWriter::new)
-            .map_err(|e| ExportError::io(&lineage_path, e))?;
         Ok(DatasetWriter {
             engine,
             dataset,
@@ -110,8 +130,6 @@ impl<'a> DatasetWriter<'a> {
             options,
             filters,
             splits,
-            lineage,
-            lineage_path,
         })
     }
 
@@ -127,15 +145,25 @@ impl<'a> DatasetWriter<'a> {
             let line = openai_line(&row.value).to_string();
             writeln!(jsonl, "{line}").map_err(|e| ExportError::io(&self.out_dir, e))?;
         }
-        let entry = json!([k, sink.shards.len(), sink.pending.len(),
+        let entry = json!([sink.shards.len(), sink.pending,
             {"session_id": row.session_id, "turn_ids": row.turn_ids, "event_ids": row.event_ids}]);
-        writeln!(self.lineage, "{entry}").map_err(|e| ExportError::io(&self.lineage_path, e))?;
+        writeln!(sink.lineage, "{entry}").map_err(|e| ExportError::io(&sink.lineage_path, e))?;
         if !sink.sessions.contains(&row.session_id) {
             sink.sessions.insert(row.session_id);
         }
-        sink.pending.push(row.value);
+        sink.decoder.serialize(std::slice::from_ref(&row.value))?;
+        sink.pending += 1;
         sink.rows += 1;
-        if sink.pending.len() >= rows_per_shard {
+        let mut full = sink.pending >= rows_per_shard;
+        if sink.decoder.len() >= DECODE_ROWS {
+            if let Some(batch) = sink.decoder.flush()? {
+                sink.decoded_bytes += data_bytes(&batch);
+                sink.decoded.push(batch);
+            }
+            let limit = self.options.shard_bytes;
+            full |= limit > 0 && sink.decoded_bytes >= limit;
+        }
+        if full {
             let schema = Arc::clone(&self.dataset.schema);
             flush_shard(&self.out_dir, sink, schema)?;
         }
@@ -160,7 +188,7 @@ impl<'a> DatasetWriter<'a> {
         for (k, sink) in self.splits.iter_mut().enumerate() {
             // An empty validation split is left out (loaders reject empty
             // splits); train always has a shard, possibly empty.
-            if !sink.pending.is_empty() || (sink.shards.is_empty() && k == 0) {
+            if sink.pending > 0 || (sink.shards.is_empty() && k == 0) {
                 flush_shard(&self.out_dir, sink, Arc::clone(&self.dataset.schema))?;
             }
             if let Some(mut jsonl) = sink.jsonl.take() {
@@ -168,6 +196,9 @@ impl<'a> DatasetWriter<'a> {
                     .flush()
                     .map_err(|e| ExportError::io(&self.out_dir, e))?;
             }
+            sink.lineage
+                .flush()
+                .map_err(|e| ExportError::io(&sink.lineage_path, e))?;
             if sink.rows == 0 && k == 1 {
                 let path = self.out_dir.join("validation.jsonl");
                 if path.exists() {
@@ -193,9 +224,6 @@ impl<'a> DatasetWriter<'a> {
             }
             total += sink.rows;
         }
-        self.lineage
-            .flush()
-            .map_err(|e| ExportError::io(&self.lineage_path, e))?;
         let mut splits: Vec<&str> = vec!["train"];
         if shards.iter().any(|s| s.split == "validation") {
             splits.push("validation");
@@ -240,8 +268,8 @@ impl<'a> DatasetWriter<'a> {
     }
 
     /// `manifest.json`: the manifest's fields, then its `lineage` array
-    /// copied entry by entry from the lineage file (each entry's shard
-    /// resolved to its final path).
+    /// copied entry by entry from the splits' lineage files, in shard order
+    /// (each entry's shard resolved to its final path).
     fn write_manifest(
         &self,
         manifest: &ExportManifest,
@@ -258,37 +286,31 @@ impl<'a> DatasetWriter<'a> {
         let mut out = BufWriter::new(file);
         let io = |e| ExportError::io(&path, e);
         write!(out, "{head}\"lineage\": [").map_err(io)?;
-        let lines = File::open(&self.lineage_path)
-            .map(BufReader::new)
-            .map_err(|e| ExportError::io(&self.lineage_path, e))?;
         let mut first = true;
-        for line in lines.lines() {
-            let line = line.map_err(|e| ExportError::io(&self.lineage_path, e))?;
-            let entry: Value = serde_json::from_str(&line)
-                .map_err(|e| ExportError::Internal(format!("lineage: {e}")))?;
-            let (k, shard, row) = (
-                entry[0].as_u64().unwrap_or(0) as usize,
-                entry[1].as_u64().unwrap_or(0) as usize,
-                entry[2].clone(),
-            );
-            let shard_path = paths
-                .get(k)
-                .and_then(|p| p.get(shard))
-                .cloned()
-                .unwrap_or_default();
-            let mut record = json!({"shard": shard_path, "row": row});
-            if let (Some(record), Some(more)) = (record.as_object_mut(), entry[3].as_object()) {
-                record.extend(more.clone());
+        for (k, sink) in self.splits.iter().enumerate() {
+            let lines = File::open(&sink.lineage_path)
+                .map(BufReader::new)
+                .map_err(|e| ExportError::io(&sink.lineage_path, e))?;
+            for line in lines.lines() {
+                let line = line.map_err(|e| ExportError::io(&sink.lineage_path, e))?;
+                let entry: Value = serde_json::from_str(&line)
+                    .map_err(|e| ExportError::Internal(format!("lineage: {e}")))?;
+                let shard = entry[0].as_u64().unwrap_or(0) as usize;
+                let shard_path = paths[k].get(shard).cloned().unwrap_or_default();
+                let mut record = json!({"shard": shard_path, "row": entry[1]});
+                if let (Some(record), Some(more)) = (record.as_object_mut(), entry[2].as_object()) {
+                    record.extend(more.clone());
+                }
+                let separator = if first { "\n    " } else { ",\n    " };
+                first = false;
+                write!(out, "{separator}{record}").map_err(io)?;
             }
-            let separator = if first { "\n    " } else { ",\n    " };
-            first = false;
-            write!(out, "{separator}{record}").map_err(io)?;
+            std::fs::remove_file(&sink.lineage_path)
+                .map_err(|e| ExportError::io(&sink.lineage_path, e))?;
         }
         let close = if first { "]\n}\n" } else { "\n  ]\n}\n" };
         write!(out, "{close}").map_err(io)?;
         out.flush().map_err(io)?;
-        std::fs::remove_file(&self.lineage_path)
-            .map_err(|e| ExportError::io(&self.lineage_path, e))?;
         Ok(path)
     }
 }
@@ -296,20 +318,18 @@ impl<'a> DatasetWriter<'a> {
 /// Encodes the split's waiting rows as one batch and writes them as its
 /// next shard, under a temporary name.
 fn flush_shard(out_dir: &Path, sink: &mut SplitSink, schema: SchemaRef) -> Result<(), ExportError> {
-    let values = std::mem::take(&mut sink.pending);
-    let mut decoder = ReaderBuilder::new(Arc::clone(&schema)).build_decoder()?;
-    decoder.serialize(&values)?;
-    let batch = decoder
-        .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
-    if batch.num_rows() != values.len() {
+    let expected = std::mem::take(&mut sink.pending);
+    if let Some(batch) = sink.decoder.flush()? {
+        sink.decoded.push(batch);
+    }
+    sink.decoded_bytes = 0;
+    let batch = one_batch(std::mem::take(&mut sink.decoded), &schema)?;
+    if batch.num_rows() != expected {
         return Err(ExportError::Internal(format!(
-            "{} rows decoded for {} values",
-            batch.num_rows(),
-            values.len()
+            "{} rows decoded for {expected} values",
+            batch.num_rows()
         )));
     }
-    drop(values);
     let path = out_dir.join("data").join(format!(
         ".{}-{:05}.parquet.partial",
         sink.name,
@@ -322,4 +342,44 @@ fn flush_shard(out_dir: &Path, sink: &mut SplitSink, schema: SchemaRef) -> Resul
     let (bytes, sha256) = file_digest(&path)?;
     sink.shards.push((path, batch.num_rows(), bytes, sha256));
     Ok(())
+}
+
+/// Bytes of a batch's data, from the lengths of its buffers (not their
+/// capacities), so the same rows always count the same.
+fn data_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
+/// `batches` as one batch, built column by column, each column's pieces
+/// dropped once concatenated: the peak is the shard plus its largest
+/// column, not twice the shard. The shard is written as one batch so its
+/// pages are cut where a whole-table export cut them (the Parquet writer
+/// checks page sizes per mini-batch of each `write` call).
+fn one_batch(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Result<RecordBatch, ExportError> {
+    if batches.len() == 1 {
+        return Ok(batches
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema))));
+    }
+    if batches.is_empty() {
+        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+    }
+    let mut columns: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (k, column) in batch.columns().iter().enumerate() {
+            columns[k].push(Arc::clone(column));
+        }
+    }
+    let mut out = Vec::with_capacity(columns.len());
+    for pieces in columns {
+        let refs: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
+        out.push(arrow::compute::concat(&refs)?);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), out)?)
 }

@@ -38,16 +38,25 @@ pub use filters::{split_of, ExportFilters};
 pub use shards::ShardInfo;
 pub use training::{export_training, TrainingTarget};
 
-/// The engine options an export runs with: its sorts spill past 256 MiB,
-/// and batches of 1,024 rows (turns carry whole contexts) keep a merge of
-/// spilled runs within that.
-pub fn export_engine_options() -> trajectory_query::EngineOptions {
+/// The engine options an export runs with: its sorts spill past `memory`
+/// bytes (`export --memory-limit`, default 256 MiB), and batches of 256 rows
+/// (a turn carries its whole context, tens of KiB) keep one sorted batch
+/// and a merge of spilled runs within that.
+pub fn export_engine_options(memory: usize) -> trajectory_query::EngineOptions {
     trajectory_query::EngineOptions {
-        memory_limit: Some(256 * 1024 * 1024),
+        memory_limit: Some(memory),
         pushdown_filters: false,
-        batch_size: Some(1024),
+        batch_size: Some(256),
+        keep_join_order: true,
+        target_partitions: Some(1),
     }
 }
+
+/// [`ExportOptions::shard_bytes`] by default: 32 MiB.
+pub const DEFAULT_SHARD_BYTES: usize = 32 * 1024 * 1024;
+
+/// [`export_engine_options`]' default memory: 256 MiB.
+pub const DEFAULT_EXPORT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Errors of the exporters.
 #[derive(Debug, Error)]
@@ -107,18 +116,23 @@ pub struct ExportOptions {
     pub as_of: Option<String>,
     /// Maximum rows per Parquet shard.
     pub rows_per_shard: usize,
+    /// Maximum bytes of Arrow data a shard gathers before it is written
+    /// (0: no limit); checked every 256 rows, so a shard it closes holds a
+    /// multiple of 256 rows. Bounds an export's memory when rows are large.
+    pub shard_bytes: usize,
     /// The derived tables' lineage (job, job version, events version,
     /// parameters) the export read, recorded in the manifest as `jobs`.
     pub jobs: Option<serde_json::Value>,
 }
 
 impl ExportOptions {
-    /// Defaults: 10,000 rows per shard, no `--as-of`.
+    /// Defaults: 10,000 rows and 32 MiB of Arrow data per shard, no `--as-of`.
     pub fn new(store: String) -> ExportOptions {
         ExportOptions {
             store,
             as_of: None,
             rows_per_shard: 10_000,
+            shard_bytes: DEFAULT_SHARD_BYTES,
             jobs: None,
         }
     }

@@ -198,7 +198,7 @@ async fn filtered_turns(
         "WITH s AS (SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
            FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
            AND turn_id IS NOT NULL GROUP BY turn_id) \
-         SELECT t.turn_id FROM turns t LEFT JOIN s ON s.turn_id = t.turn_id \
+         SELECT t.turn_id FROM s RIGHT JOIN turns t ON s.turn_id = t.turn_id \
          WHERE {}{min_reward}",
         filters.turns_sql()
     );

@@ -258,7 +258,9 @@ pub(crate) struct Dataset<'a> {
 /// The turns passing the SQL filters with their rewards and process
 /// signals, one session at a time, ordered by (session, turn index, turn
 /// id): a streaming plan (its sort spills under the engine's memory pool),
-/// so memory is one batch plus the largest session.
+/// so memory is one batch plus the largest session. The per-turn rewards
+/// are the join's build side (`s RIGHT JOIN turns`): a hash join holds its
+/// left input whole, and `turns` carries every turn's context.
 pub(crate) struct SessionTurns {
     stream: SendableRecordBatchStream,
     buffered: VecDeque<Turn>,
@@ -285,16 +287,17 @@ impl SessionTurns {
     ) -> Result<SessionTurns, ExportError> {
         require_derived_tables(engine).await?;
         let sql = format!(
-            "WITH s AS ({TURN_REWARDS}), \
+            "WITH r AS ({TURN_REWARDS}), \
              g AS (SELECT turn_id, array_agg(DISTINCT signal) AS signals FROM rewards \
                WHERE level = 'process' AND turn_id IS NOT NULL AND signal IS NOT NULL \
-               GROUP BY turn_id) \
+               GROUP BY turn_id), \
+             s AS (SELECT coalesce(r.turn_id, g.turn_id) AS turn_id, r.reward, r.advantage, \
+               g.signals FROM r FULL JOIN g ON g.turn_id = r.turn_id) \
              SELECT t.turn_id, t.session_id, t.agent_id, t.turn_index, t.parent_entry_id, \
                t.user_event_id, t.on_active_branch, t.prompt_hash, t.context, t.prompt, \
                t.responses, t.next_state, t.next_state_role, t.provider, t.model, t.locality, \
-               t.event_ids, s.reward, s.advantage, g.signals \
-             FROM turns t LEFT JOIN s ON s.turn_id = t.turn_id \
-               LEFT JOIN g ON g.turn_id = t.turn_id \
+               t.event_ids, s.reward, s.advantage, s.signals \
+             FROM s RIGHT JOIN turns t ON s.turn_id = t.turn_id \
              WHERE {} AND ({only}) ORDER BY t.session_id, t.turn_index, t.turn_id",
             filters.turns_sql()
         );
@@ -363,7 +366,7 @@ async fn pairable_turns(
     let filtered = format!(
         "SELECT t.turn_id, t.session_id, coalesce(t.parent_entry_id, '') AS parent, \
            coalesce(t.prompt_hash, t.prompt, '') AS prompt_key, t.prompt_hash, s.reward \
-         FROM turns t LEFT JOIN ({TURN_REWARDS}) s ON s.turn_id = t.turn_id WHERE {}",
+         FROM ({TURN_REWARDS}) s RIGHT JOIN turns t ON s.turn_id = t.turn_id WHERE {}",
         filters.turns_sql()
     );
     let mut read = 0;

@@ -99,6 +99,15 @@ pub struct EngineOptions {
     /// rows carry whole tool outputs sorts smaller batches, so that a merge
     /// of spilled runs fits its memory share.
     pub batch_size: Option<usize>,
+    /// Keep joins as written (DataFusion's `optimizer.join_reordering` off):
+    /// a hash join holds its left input whole, so a job that writes the
+    /// small side first keeps it the build side whatever the statistics say.
+    pub keep_join_order: bool,
+    /// Partitions of the plans (DataFusion's default, the number of cores,
+    /// when `None`). One partition sorts without a final merge of
+    /// partitions, so the sort's own merge of spilled runs is the only one
+    /// and stays within the pool.
+    pub target_partitions: Option<usize>,
 }
 
 /// A query session over one version of the event log.
@@ -157,6 +166,12 @@ impl QueryEngine {
         // 100 MB benchmark history (docs/benchmarks.md, session 24).
         config.options_mut().execution.parquet.bloom_filter_on_read = false;
         config.options_mut().execution.parquet.pushdown_filters = options.pushdown_filters;
+        if let Some(partitions) = options.target_partitions {
+            config = config.with_target_partitions(partitions.max(1));
+        }
+        if options.keep_join_order {
+            config.options_mut().optimizer.join_reordering = false;
+        }
         if let Some(rows) = options.batch_size {
             config = config.with_batch_size(rows.max(1));
         }

@@ -129,6 +129,8 @@ pub async fn dedupe(
             memory_limit: Some(memory),
             pushdown_filters: false,
             batch_size: None,
+            keep_join_order: true,
+            target_partitions: None,
         },
     )
     .await?;
@@ -401,7 +403,9 @@ struct Member {
     contaminated: bool,
 }
 
-/// The combined trajectory reward of each trajectory (one row per id).
+/// The combined trajectory reward of each trajectory (one row per id): the
+/// build side of the joins (`r RIGHT JOIN dedupe_signatures s`), which a
+/// hash join holds whole.
 const TRAJECTORY_REWARDS: &str = "(SELECT subject_id, max(value) AS value FROM rewards \
      WHERE level = 'combined' AND subject_kind = 'trajectory' GROUP BY subject_id)";
 
@@ -432,7 +436,7 @@ async fn resolve_clusters(
             &format!(
                 "SELECT s.trajectory_id, s.exact_hash, CAST(s.ended_at AS BIGINT) AS ended_us, \
                         s.contaminated_by IS NOT NULL AS contaminated, r.value AS reward \
-                 FROM {SIGNATURES_TABLE} s LEFT JOIN {TRAJECTORY_REWARDS} r \
+                 FROM {TRAJECTORY_REWARDS} r RIGHT JOIN {SIGNATURES_TABLE} s \
                    ON r.subject_id = s.trajectory_id"
             ),
             |batch| {
@@ -538,7 +542,7 @@ async fn write_clusters(
         .frame(&format!(
             "SELECT s.trajectory_id, s.session_id, s.event_ids, s.ended_at, \
                     s.contaminated_by, s.contamination_ngram, r.value AS reward \
-             FROM {SIGNATURES_TABLE} s LEFT JOIN {TRAJECTORY_REWARDS} r \
+             FROM {TRAJECTORY_REWARDS} r RIGHT JOIN {SIGNATURES_TABLE} s \
                ON r.subject_id = s.trajectory_id"
         ))
         .await?

@@ -279,6 +279,8 @@ pub(crate) async fn update_signatures(
             memory_limit: Some(memory),
             pushdown_filters: touched.is_some(),
             batch_size: Some(DERIVE_BATCH_ROWS),
+            keep_join_order: false,
+            target_partitions: None,
         },
     )
     .await?;
@@ -628,6 +630,8 @@ pub(crate) async fn shingle_sets(
             memory_limit: Some(memory),
             pushdown_filters: true,
             batch_size: Some(DERIVE_BATCH_ROWS),
+            keep_join_order: false,
+            target_partitions: None,
         },
     )
     .await?;

@@ -84,6 +84,8 @@ pub async fn derive(
             memory_limit: Some(memory),
             pushdown_filters: false,
             batch_size: Some(DERIVE_BATCH_ROWS),
+            keep_join_order: false,
+            target_partitions: None,
         },
     )
     .await?;
