@@ -21,8 +21,8 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// an ingest frees between chunks and faults them back in for the next one:
 /// 100 MB of input took 32,500 page faults at the default and 18,900 at 3 s
 /// or more (docs/benchmarks.md). 10 s keeps a run's working set while it
-/// runs and still gives memory back to a `--follow` that goes idle. Only
-/// `ingest` uses it (see [`JOB_PURGE_DELAY_MS`] for the other commands).
+/// runs and still gives memory back to a `--follow` that goes idle. Every
+/// command but the jobs after ingest uses it (see [`JOB_PURGE_DELAY_MS`]).
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 /// `mi_option_destroy_on_exit` in the same enum. mimalloc's exit handler
@@ -47,7 +47,7 @@ fn set_option_unless_chosen(env: &str, option: std::ffi::c_int, value: std::ffi:
     }
 }
 
-/// How long the jobs after ingest (derive, dedupe, export, reports) keep
+/// How long the jobs after ingest (derive, dedupe, export, build, report) keep
 /// freed memory, in milliseconds. They free whole phases (a sort's runs, a
 /// shard's arrays): at mimalloc's 1 s a 10x export of `kto` peaked at
 /// 598 MB, at 250 ms at 506 MB, 7 % slower; derive and dedupe 3-4 %

@@ -65,16 +65,13 @@ pub struct DeriveArgs {
     pub json: bool,
 }
 
-/// Parses `export --shard-bytes`: a size as [`parse_size`] takes, or 0 (no limit).
+/// Parses `export --shard-bytes`: a size as [`parse_bytes`] takes (0: no limit).
 pub fn parse_shard_bytes(text: &str) -> std::result::Result<u64, String> {
-    if text.trim() == "0" {
-        return Ok(0);
-    }
-    parse_size(text)
+    parse_bytes(text)
 }
 
 /// Parses a size such as `512MiB`, `2GiB`, `100MB` or a number of bytes.
-pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -97,13 +94,18 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
             ))
         }
     };
-    let bytes = number * scale;
-    if bytes < 16.0 * 1024.0 * 1024.0 {
+    Ok((number * scale) as u64)
+}
+
+/// Parses a memory limit: a size as [`parse_bytes`] takes, at least 16 MiB.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let bytes = parse_bytes(text)?;
+    if bytes < 16 * 1024 * 1024 {
         return Err(format!(
             "{text:?} is below the 16MiB a sort needs to make progress"
         ));
     }
-    Ok(bytes as u64)
+    Ok(bytes)
 }
 
 #[derive(Debug, Args)]

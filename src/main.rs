@@ -32,13 +32,20 @@ fn main() -> ExitCode {
     allocator::disable_transparent_huge_pages();
     allocator::skip_cleanup_at_exit();
     let cli = Cli::parse();
-    // Ingest reuses its buffers chunk after chunk: freed memory stays 10 s.
-    // The jobs after it (derive, dedupe, export, ...) free whole phases and
-    // give them back after 250 ms (src/allocator.rs).
-    if matches!(cli.command, Command::Ingest(_)) {
-        allocator::set_purge_delay();
-    } else {
+    // Ingest and queries reuse their buffers chunk after chunk: freed memory
+    // stays 10 s. The jobs after ingest free whole phases (a sort's runs, a
+    // shard) and give them back after 250 ms (src/allocator.rs).
+    if matches!(
+        cli.command,
+        Command::Derive(_)
+            | Command::Dedupe(_)
+            | Command::Export(_)
+            | Command::Build(_)
+            | Command::Report(_)
+    ) {
         allocator::set_job_purge_delay();
+    } else {
+        allocator::set_purge_delay();
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

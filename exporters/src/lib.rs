@@ -56,7 +56,7 @@ pub fn export_engine_options(memory: usize) -> trajectory_query::EngineOptions {
 pub const DEFAULT_SHARD_BYTES: usize = 32 * 1024 * 1024;
 
 /// [`export_engine_options`]' default memory: 256 MiB.
-pub const DEFAULT_EXPORT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_EXPORT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 
 /// Errors of the exporters.
 #[derive(Debug, Error)]
