@@ -52,6 +52,8 @@ fn set_option_unless_chosen(env: &str, option: std::ffi::c_int, value: std::ffi:
 /// shard's arrays): at mimalloc's 1 s a 10x export of `kto` peaked at
 /// 598 MB, at 250 ms at 506 MB, 7 % slower; derive and dedupe 3-4 %
 /// slower for 6-11 % less peak (docs/benchmarks.md, session 28).
+// The query_timing example includes this file and sets the ingest's delay only.
+#[allow(dead_code)]
 const JOB_PURGE_DELAY_MS: std::ffi::c_long = 250;
 
 /// Sets [`PURGE_DELAY_MS`] unless the user chose one with mimalloc's own
@@ -66,6 +68,7 @@ pub fn set_purge_delay() {
 
 /// Sets [`JOB_PURGE_DELAY_MS`] unless the user chose one with
 /// `MIMALLOC_PURGE_DELAY`.
+#[allow(dead_code)]
 pub fn set_job_purge_delay() {
     set_option_unless_chosen(
         "MIMALLOC_PURGE_DELAY",

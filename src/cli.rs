@@ -198,7 +198,7 @@ pub struct ExportArgs {
     pub shard_bytes: u64,
 
     /// Memory the export's sorts may hold before they spill to disk (e.g. 512MiB, 2GB).
-    #[arg(long, value_name = "SIZE", default_value = "256MiB",
+    #[arg(long, value_name = "SIZE", default_value = "384MiB",
           value_parser = crate::derive_commands::parse_size)]
     pub memory_limit: u64,
 

@@ -39,14 +39,17 @@ pub use shards::ShardInfo;
 pub use training::{export_training, TrainingTarget};
 
 /// The engine options an export runs with: its sorts spill past `memory`
-/// bytes (`export --memory-limit`, default 256 MiB), and batches of 256 rows
-/// (a turn carries its whole context, tens of KiB) keep one sorted batch
-/// and a merge of spilled runs within that.
+/// bytes (`export --memory-limit`, default 384 MiB), and batches of 128
+/// rows: a turn carries its whole context, so late turns of long sessions
+/// are MiBs each, and at 10x a 256-row batch of them was 201 MB, more than
+/// the sort could reserve beside the join's build side (83 MB) in 256 MiB.
+/// Smaller batches cost more: at 64 rows the build side was counted at
+/// 240 MB.
 pub fn export_engine_options(memory: usize) -> trajectory_query::EngineOptions {
     trajectory_query::EngineOptions {
         memory_limit: Some(memory),
         pushdown_filters: false,
-        batch_size: Some(256),
+        batch_size: Some(128),
         keep_join_order: true,
         target_partitions: Some(1),
     }
@@ -55,8 +58,8 @@ pub fn export_engine_options(memory: usize) -> trajectory_query::EngineOptions {
 /// [`ExportOptions::shard_bytes`] by default: 32 MiB.
 pub const DEFAULT_SHARD_BYTES: usize = 32 * 1024 * 1024;
 
-/// [`export_engine_options`]' default memory: 256 MiB.
-pub const DEFAULT_EXPORT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+/// [`export_engine_options`]' default memory: 384 MiB.
+pub const DEFAULT_EXPORT_MEMORY_BYTES: usize = 384 * 1024 * 1024;
 
 /// Errors of the exporters.
 #[derive(Debug, Error)]

@@ -275,15 +275,16 @@ impl SessionTurns {
         engine: &QueryEngine,
         filters: &ExportFilters,
     ) -> Result<SessionTurns, ExportError> {
-        SessionTurns::open_where(engine, filters, "TRUE").await
+        SessionTurns::open_from(engine, filters, "turns").await
     }
 
-    /// Like [`SessionTurns::open`], for the turns that also satisfy `only`
-    /// (SQL over `turns t`).
-    async fn open_where(
+    /// Like [`SessionTurns::open`], over the rows of `turns_source` (SQL
+    /// with the columns of `turns`: the table, or a join selecting some of
+    /// its rows).
+    async fn open_from(
         engine: &QueryEngine,
         filters: &ExportFilters,
-        only: &str,
+        turns_source: &str,
     ) -> Result<SessionTurns, ExportError> {
         require_derived_tables(engine).await?;
         let sql = format!(
@@ -297,8 +298,8 @@ impl SessionTurns {
                t.user_event_id, t.on_active_branch, t.prompt_hash, t.context, t.prompt, \
                t.responses, t.next_state, t.next_state_role, t.provider, t.model, t.locality, \
                t.event_ids, s.reward, s.advantage, s.signals \
-             FROM s RIGHT JOIN turns t ON s.turn_id = t.turn_id \
-             WHERE {} AND ({only}) ORDER BY t.session_id, t.turn_index, t.turn_id",
+             FROM s RIGHT JOIN {turns_source} t ON s.turn_id = t.turn_id \
+             WHERE {} ORDER BY t.session_id, t.turn_index, t.turn_id",
             filters.turns_sql()
         );
         let stream = engine
@@ -382,14 +383,24 @@ async fn pairable_turns(
             read = n as usize;
         }
     }
+    // Groups by aggregation (spills), not window functions (a window over
+    // unbounded frames holds its partition); the small sides are the joins'
+    // build sides (kept as written): `turn_id IN (...)` became a semi join
+    // that held the turns, contexts and all.
     let grouped = format!(
-        "t.turn_id IN (SELECT turn_id FROM (SELECT turn_id, \
-           count(*) OVER (PARTITION BY session_id, parent, prompt_key) AS siblings, \
-           CASE WHEN reward IS NOT NULL AND prompt_hash IS NOT NULL THEN \
-             count(*) OVER (PARTITION BY prompt_hash, reward IS NOT NULL) END AS rollouts \
-         FROM ({filtered})) WHERE siblings > 1 OR rollouts > 1)"
+        "(SELECT t.* FROM ( \
+           SELECT f.turn_id FROM (SELECT session_id, parent, prompt_key FROM ({filtered}) \
+             GROUP BY session_id, parent, prompt_key HAVING count(*) > 1) k \
+           JOIN ({filtered}) f ON f.session_id = k.session_id AND f.parent = k.parent \
+             AND f.prompt_key = k.prompt_key \
+           UNION \
+           SELECT f.turn_id FROM (SELECT prompt_hash FROM ({filtered}) \
+             WHERE reward IS NOT NULL AND prompt_hash IS NOT NULL \
+             GROUP BY prompt_hash HAVING count(*) > 1) h \
+           JOIN ({filtered}) f ON f.prompt_hash = h.prompt_hash WHERE f.reward IS NOT NULL \
+         ) p JOIN turns t ON t.turn_id = p.turn_id)"
     );
-    let mut sessions = SessionTurns::open_where(engine, filters, &grouped).await?;
+    let mut sessions = SessionTurns::open_from(engine, filters, &grouped).await?;
     let mut out = Vec::new();
     while let Some(turns) = sessions.next_session().await? {
         out.extend(turns);

@@ -586,11 +586,12 @@ async fn write_clusters(
                 contaminated.push(Contamination {
                     trajectory_id: id.to_string(),
                     eval_file: by.value(row).to_string(),
-                    ngram: ngram
-                        .is_valid(row)
-                        .then(|| ngram.value(row))
-                        .unwrap_or_default()
-                        .to_string(),
+                    ngram: if ngram.is_valid(row) {
+                        ngram.value(row)
+                    } else {
+                        ""
+                    }
+                    .to_string(),
                 });
             }
         }

@@ -513,10 +513,11 @@ impl SessionTexts {
             let id = ids.value(row);
             if parts.value(row) == 0 {
                 let prompt = prompts.is_valid(row).then(|| prompts.value(row));
-                let response = responses
-                    .is_valid(row)
-                    .then(|| response_text(responses.value(row)))
-                    .unwrap_or_default();
+                let response = if responses.is_valid(row) {
+                    response_text(responses.value(row))
+                } else {
+                    String::new()
+                };
                 self.turn_text.insert(
                     id.to_string(),
                     format!("{}\n{}", prompt.unwrap_or_default(), response),
