@@ -3,11 +3,11 @@
 //!
 //! Rows are pushed one at a time, in the export's deterministic order. Each
 //! split gathers at most `rows_per_shard` rows and `shard_bytes` of Arrow
-//! data (checked every 256 rows); a full shard is encoded and
-//! written at once (one Arrow batch per shard, as a whole-table export did,
-//! so the bytes are the same) under a temporary name, and renamed
+//! data (checked every 256 rows); a full shard is written at once, as one
+//! Arrow batch (so, without a byte limit, its bytes are those the old
+//! whole-table export wrote), under a temporary name, and renamed
 //! `data/<split>-0000i-of-0000N.parquet` when the export ends and `N` is
-//! known. The manifest's per-row lineage goes to a temporary file as rows
+//! known. Each split's per-row lineage goes to a temporary file as rows
 //! arrive and is copied into `manifest.json` at the end.
 //!
 //! Memory: one shard of rows per split, held as Arrow batches (about the
