@@ -45,6 +45,7 @@ use trajectory_store::{DerivedLineage, DerivedReplace, DerivedTableWriter, Event
 use crate::columns::{event_ids_field, int64, timestamp_type, utf8};
 use crate::derive_job::{partition_streams, DeriveScope, DERIVE_BATCH_ROWS};
 use crate::minhash::{band_keys, shingles, words, MinHashParams, MinHasher};
+use crate::session_plan::sessions_predicate;
 use crate::DeriveError;
 
 /// The table's name.
@@ -272,29 +273,9 @@ pub(crate) async fn update_signatures(
             .map(|sessions| (built.events_version, sessions));
     }
 
-    let engine = QueryEngine::open_with(
-        store,
-        None,
-        EngineOptions {
-            memory_limit: Some(memory),
-            pushdown_filters: touched.is_some(),
-            batch_size: Some(DERIVE_BATCH_ROWS),
-            keep_join_order: false,
-            target_partitions: None,
-        },
-    )
-    .await?;
-    let input = engine
-        .frame(&input_sql(touched.as_ref().map(|(_, s)| s)))
-        .await?
-        .create_physical_plan()
-        .await
-        .map_err(QueryError::from)?;
-    let task = engine.task_ctx();
-    let plan = sorted_by_session(input, task.session_config().target_partitions())?;
     let hasher = Arc::new(MinHasher::new(params.clone()));
     let mut running = Vec::new();
-    for stream in partition_streams(&plan, &task, memory)? {
+    for stream in session_streams(store, touched.as_ref().map(|(_, s)| s), memory).await? {
         let writer = store
             .derived_writer(SIGNATURES_TABLE, signatures_schema())
             .await?;
@@ -338,23 +319,45 @@ pub(crate) async fn update_signatures(
     })
 }
 
+/// The partitions of the plan over [`input_sql`] (every session, or
+/// `sessions` only, read with filter pushdown), each sorted by session and
+/// running in its share of `memory`.
+///
+/// Errors: query errors.
+async fn session_streams(
+    store: &EventStore,
+    sessions: Option<&HashSet<String>>,
+    memory: usize,
+) -> Result<Vec<SendableRecordBatchStream>, DeriveError> {
+    let engine = QueryEngine::open_with(
+        store,
+        None,
+        EngineOptions {
+            memory_limit: Some(memory),
+            pushdown_filters: sessions.is_some(),
+            batch_size: Some(DERIVE_BATCH_ROWS),
+            keep_join_order: false,
+            target_partitions: None,
+        },
+    )
+    .await?;
+    let input = engine
+        .frame(&input_sql(sessions))
+        .await?
+        .create_physical_plan()
+        .await
+        .map_err(QueryError::from)?;
+    let task = engine.task_ctx();
+    let plan = sorted_by_session(input, task.session_config().target_partitions())?;
+    partition_streams(&plan, &task, memory)
+}
+
 /// Turns (`part` 0) and trajectories (`part` 1) of every session, or of
 /// `sessions` only, in one row shape.
 fn input_sql(sessions: Option<&HashSet<String>>) -> String {
-    let only = match sessions {
-        None => String::new(),
-        Some(ids) if ids.is_empty() => " WHERE FALSE".to_string(),
-        Some(ids) => {
-            let mut ids: Vec<&String> = ids.iter().collect();
-            ids.sort();
-            let list = ids
-                .iter()
-                .map(|id| format!("'{}'", id.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(" WHERE session_id IN ({list})")
-        }
-    };
+    let only = sessions
+        .map(|ids| format!(" WHERE {}", sessions_predicate(ids)))
+        .unwrap_or_default();
     format!(
         "SELECT session_id, 0 AS part, turn_id AS id, prompt, responses, \
                 CAST(NULL AS VARCHAR) AS turn_ids, NULL AS event_ids, NULL AS ended_at \
@@ -624,28 +627,8 @@ pub(crate) async fn shingle_sets(
     if wanted.is_empty() {
         return Ok(found);
     }
-    let engine = QueryEngine::open_with(
-        store,
-        None,
-        EngineOptions {
-            memory_limit: Some(memory),
-            pushdown_filters: true,
-            batch_size: Some(DERIVE_BATCH_ROWS),
-            keep_join_order: false,
-            target_partitions: None,
-        },
-    )
-    .await?;
-    let input = engine
-        .frame(&input_sql(Some(sessions)))
-        .await?
-        .create_physical_plan()
-        .await
-        .map_err(QueryError::from)?;
-    let task = engine.task_ctx();
-    let plan = sorted_by_session(input, task.session_config().target_partitions())?;
     let mut running = Vec::new();
-    for mut stream in partition_streams(&plan, &task, memory)? {
+    for mut stream in session_streams(store, Some(sessions), memory).await? {
         let wanted = Arc::clone(&wanted);
         running.push(tokio::spawn(async move {
             let mut texts = SessionTexts::default();

@@ -142,23 +142,9 @@ pub fn input_sql(sessions: Option<&HashSet<String>>) -> String {
         .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let only = match sessions {
-        None => String::new(),
-        Some(ids) => {
-            let mut ids: Vec<&String> = ids.iter().collect();
-            ids.sort();
-            let list = ids
-                .iter()
-                .map(|id| format!("'{}'", id.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            if list.is_empty() {
-                " AND FALSE".to_string()
-            } else {
-                format!(" AND session_id IN ({list})")
-            }
-        }
-    };
+    let only = sessions
+        .map(|ids| format!(" AND {}", sessions_predicate(ids)))
+        .unwrap_or_default();
     format!(
         "SELECT session_id, \
            CASE WHEN {transcript} THEN 0 ELSE 1 END AS part, \
@@ -173,6 +159,22 @@ pub fn input_sql(sessions: Option<&HashSet<String>>) -> String {
          FROM events \
          WHERE session_id IS NOT NULL AND ({transcript} OR kind IN ({side})){only}"
     )
+}
+
+/// `session_id IN ('a', 'b', ...)` over `sessions` (sorted, quoted), or
+/// `FALSE` when there are none.
+pub(crate) fn sessions_predicate(sessions: &HashSet<String>) -> String {
+    if sessions.is_empty() {
+        return "FALSE".to_string();
+    }
+    let mut ids: Vec<&String> = sessions.iter().collect();
+    ids.sort();
+    let list = ids
+        .iter()
+        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("session_id IN ({list})")
 }
 
 /// The plan that derives every session of `input` (the output of
