@@ -558,13 +558,11 @@ async fn write_clusters(
         let n = batch.num_rows();
         let (mut cluster_id, mut size, mut exact) = (Vec::with_capacity(n), Vec::new(), Vec::new());
         let (mut jaccard, mut keeper, mut kept) = (Vec::new(), Vec::new(), Vec::new());
-        let mut own_ids = Vec::new();
         for row in 0..n {
             let id = ids.value(row);
-            own_ids.push(stable_id(&[id]));
             match clusters.get(id) {
                 Some(a) => {
-                    cluster_id.push(Some(a.cluster_id.to_string()));
+                    cluster_id.push(a.cluster_id.to_string());
                     size.push(Some(a.size as i64));
                     exact.push(Some(a.is_exact));
                     jaccard.push(a.jaccard_to_kept);
@@ -574,7 +572,7 @@ async fn write_clusters(
                 None => {
                     // Alone: its own keeper unless contaminated.
                     let clean = by.is_null(row);
-                    cluster_id.push(None);
+                    cluster_id.push(stable_id(&[id]));
                     size.push(Some(1));
                     exact.push(Some(false));
                     jaccard.push((!clean).then_some(1.0));
@@ -597,11 +595,6 @@ async fn write_clusters(
         }
         kept_count += kept.iter().filter(|k| **k == Some(true)).count();
         rows += n;
-        let cluster_id: Vec<String> = cluster_id
-            .into_iter()
-            .zip(&own_ids)
-            .map(|(c, own)| c.unwrap_or_else(|| own.clone()))
-            .collect();
         let cast = |name: &str, to: &DataType| -> Result<ArrayRef, DeriveError> {
             Ok(arrow::compute::cast(column(&batch, name)?, to)?)
         };
