@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,11 +26,11 @@ use arrow::json::reader::Decoder;
 use arrow::json::ReaderBuilder;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use serde_json::{json, Value};
+use serde_json::json;
 use trajectory_query::QueryEngine;
 
 use crate::filters::{split_of, ExportFilters, SPLIT_RULE};
-use crate::manifest::ExportManifest;
+use crate::manifest::{ExportManifest, LineageSpool, ManifestWriter};
 use crate::shards::{
     clear_previous_shards, dataset_card, file_digest, shard_properties, ShardInfo,
 };
@@ -59,8 +59,7 @@ struct SplitSink {
     shards: Vec<(PathBuf, usize, u64, String)>,
     jsonl: Option<BufWriter<File>>,
     /// Lineage lines of the split: `[shard index, row, {session, turns, events}]`.
-    lineage: BufWriter<File>,
-    lineage_path: PathBuf,
+    lineage: LineageSpool,
     sessions: HashSet<String>,
     rows: usize,
 }
@@ -104,10 +103,8 @@ impl<'a> DatasetWriter<'a> {
             } else {
                 None
             };
-            let lineage_path = data_dir.join(format!(".{name}-lineage.jsonl.partial"));
-            let lineage = File::create(&lineage_path)
-                .map(BufWriter::new)
-                .map_err(|e| ExportError::io(&lineage_path, e))?;
+            let lineage =
+                LineageSpool::create(data_dir.join(format!(".{name}-lineage.jsonl.partial")))?;
             Ok(SplitSink {
                 name,
                 decoder: ReaderBuilder::new(Arc::clone(&dataset.schema)).build_decoder()?,
@@ -117,7 +114,6 @@ impl<'a> DatasetWriter<'a> {
                 shards: Vec::new(),
                 jsonl,
                 lineage,
-                lineage_path,
                 sessions: HashSet::new(),
                 rows: 0,
             })
@@ -147,7 +143,7 @@ impl<'a> DatasetWriter<'a> {
         }
         let entry = json!([sink.shards.len(), sink.pending,
             {"session_id": row.session_id, "turn_ids": row.turn_ids, "event_ids": row.event_ids}]);
-        writeln!(sink.lineage, "{entry}").map_err(|e| ExportError::io(&sink.lineage_path, e))?;
+        sink.lineage.push(&entry)?;
         if !sink.sessions.contains(&row.session_id) {
             sink.sessions.insert(row.session_id);
         }
@@ -196,9 +192,6 @@ impl<'a> DatasetWriter<'a> {
                     .flush()
                     .map_err(|e| ExportError::io(&self.out_dir, e))?;
             }
-            sink.lineage
-                .flush()
-                .map_err(|e| ExportError::io(&sink.lineage_path, e))?;
             if sink.rows == 0 && k == 1 {
                 let path = self.out_dir.join("validation.jsonl");
                 if path.exists() {
@@ -268,50 +261,26 @@ impl<'a> DatasetWriter<'a> {
     }
 
     /// `manifest.json`: the manifest's fields, then its `lineage` array
-    /// copied entry by entry from the splits' lineage files, in shard order
+    /// copied entry by entry from the splits' lineage spools, in shard order
     /// (each entry's shard resolved to its final path).
     fn write_manifest(
-        &self,
+        &mut self,
         manifest: &ExportManifest,
         paths: &[Vec<String>; 2],
     ) -> Result<PathBuf, ExportError> {
-        let path = self.out_dir.join("manifest.json");
-        let head = serde_json::to_string_pretty(manifest)
-            .map_err(|e| ExportError::Internal(format!("manifest: {e}")))?;
-        // `lineage` is the struct's last field: `  "lineage": []\n}`.
-        let head = head
-            .strip_suffix("\"lineage\": []\n}")
-            .ok_or_else(|| ExportError::Internal("manifest layout changed".into()))?;
-        let file = File::create(&path).map_err(|e| ExportError::io(&path, e))?;
-        let mut out = BufWriter::new(file);
-        let io = |e| ExportError::io(&path, e);
-        write!(out, "{head}\"lineage\": [").map_err(io)?;
-        let mut first = true;
-        for (k, sink) in self.splits.iter().enumerate() {
-            let lines = File::open(&sink.lineage_path)
-                .map(BufReader::new)
-                .map_err(|e| ExportError::io(&sink.lineage_path, e))?;
-            for line in lines.lines() {
-                let line = line.map_err(|e| ExportError::io(&sink.lineage_path, e))?;
-                let entry: Value = serde_json::from_str(&line)
-                    .map_err(|e| ExportError::Internal(format!("lineage: {e}")))?;
+        let mut out = ManifestWriter::create(&self.out_dir, manifest)?;
+        for (k, sink) in self.splits.iter_mut().enumerate() {
+            sink.lineage.drain_into(&mut out, |entry| {
                 let shard = entry[0].as_u64().unwrap_or(0) as usize;
                 let shard_path = paths[k].get(shard).cloned().unwrap_or_default();
                 let mut record = json!({"shard": shard_path, "row": entry[1]});
                 if let (Some(record), Some(more)) = (record.as_object_mut(), entry[2].as_object()) {
                     record.extend(more.clone());
                 }
-                let separator = if first { "\n    " } else { ",\n    " };
-                first = false;
-                write!(out, "{separator}{record}").map_err(io)?;
-            }
-            std::fs::remove_file(&sink.lineage_path)
-                .map_err(|e| ExportError::io(&sink.lineage_path, e))?;
+                record
+            })?;
         }
-        let close = if first { "]\n}\n" } else { "\n  ]\n}\n" };
-        write!(out, "{close}").map_err(io)?;
-        out.flush().map_err(io)?;
-        Ok(path)
+        out.finish()
     }
 }
 

@@ -15,6 +15,8 @@
 //! shard that contained an erased event.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -97,4 +99,104 @@ pub fn write_manifest(dir: &Path, manifest: &ExportManifest) -> Result<PathBuf, 
         .map_err(|e| ExportError::Internal(format!("manifest: {e}")))?;
     std::fs::write(&path, text + "\n").map_err(|e| ExportError::io(&path, e))?;
     Ok(path)
+}
+
+/// Lineage entries spooled to a temporary JSON-lines file while an export
+/// writes its rows, so that a manifest's lineage (one entry per row, each
+/// listing the row's events) is never held in memory.
+pub(crate) struct LineageSpool {
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+impl LineageSpool {
+    /// Creates (truncates) the spool file at `path`.
+    ///
+    /// Errors: I/O errors naming the path.
+    pub(crate) fn create(path: PathBuf) -> Result<LineageSpool, ExportError> {
+        let file = File::create(&path)
+            .map(BufWriter::new)
+            .map_err(|e| ExportError::io(&path, e))?;
+        Ok(LineageSpool { path, file })
+    }
+
+    /// Appends one entry.
+    pub(crate) fn push(&mut self, entry: &Value) -> Result<(), ExportError> {
+        writeln!(self.file, "{entry}").map_err(|e| ExportError::io(&self.path, e))
+    }
+
+    /// Copies every entry, in order and passed through `map`, into
+    /// `manifest`, then removes the spool file (the spool takes no more
+    /// entries after this).
+    ///
+    /// Errors: I/O errors; a line that is not JSON (the file was changed
+    /// under the export).
+    pub(crate) fn drain_into(
+        &mut self,
+        manifest: &mut ManifestWriter,
+        mut map: impl FnMut(Value) -> Value,
+    ) -> Result<(), ExportError> {
+        self.file
+            .flush()
+            .map_err(|e| ExportError::io(&self.path, e))?;
+        let lines = File::open(&self.path)
+            .map(BufReader::new)
+            .map_err(|e| ExportError::io(&self.path, e))?;
+        for line in lines.lines() {
+            let line = line.map_err(|e| ExportError::io(&self.path, e))?;
+            let entry: Value = serde_json::from_str(&line)
+                .map_err(|e| ExportError::Internal(format!("lineage spool: {e}")))?;
+            manifest.push(&map(entry))?;
+        }
+        std::fs::remove_file(&self.path).map_err(|e| ExportError::io(&self.path, e))
+    }
+}
+
+/// `DIR/manifest.json` written as a stream: the manifest's fields, then its
+/// `lineage` array one entry (compact JSON) per line.
+pub(crate) struct ManifestWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    first: bool,
+}
+
+impl ManifestWriter {
+    /// Writes `manifest`'s fields (its `lineage` must be empty: entries come
+    /// through [`ManifestWriter::push`]).
+    ///
+    /// Errors: I/O errors naming the path.
+    pub(crate) fn create(dir: &Path, manifest: &ExportManifest) -> Result<ManifestWriter, ExportError> {
+        let path = dir.join("manifest.json");
+        let head = serde_json::to_string_pretty(manifest)
+            .map_err(|e| ExportError::Internal(format!("manifest: {e}")))?;
+        // `lineage` is the struct's last field: `  "lineage": []\n}`.
+        let head = head
+            .strip_suffix("\"lineage\": []\n}")
+            .ok_or_else(|| ExportError::Internal("manifest layout changed".into()))?;
+        let file = File::create(&path).map_err(|e| ExportError::io(&path, e))?;
+        let mut out = BufWriter::new(file);
+        write!(out, "{head}\"lineage\": [").map_err(|e| ExportError::io(&path, e))?;
+        Ok(ManifestWriter {
+            path,
+            out,
+            first: true,
+        })
+    }
+
+    /// Appends one lineage entry.
+    pub(crate) fn push(&mut self, entry: &Value) -> Result<(), ExportError> {
+        let separator = if self.first { "\n    " } else { ",\n    " };
+        self.first = false;
+        write!(self.out, "{separator}{entry}").map_err(|e| ExportError::io(&self.path, e))
+    }
+
+    /// Closes the array and the object; the manifest's path.
+    pub(crate) fn finish(mut self) -> Result<PathBuf, ExportError> {
+        let close = if self.first { "]\n}\n" } else { "\n  ]\n}\n" };
+        write!(self.out, "{close}").map_err(|e| ExportError::io(&self.path, e))?;
+        self.out
+            .flush()
+            .map_err(|e| ExportError::io(&self.path, e))?;
+        Ok(self.path)
+    }
 }

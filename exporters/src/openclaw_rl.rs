@@ -45,28 +45,34 @@
 //!   `annotated_feedback`), else +1 (upstream's implicit positive);
 //!   `message_index` null.
 //!
-//! Memory: one session at a time (read through a sorted DataFusion stream),
-//! plus the process signals of every call (one small entry per signal).
+//! Memory: one session at a time, with its kept turns and its calls'
+//! signals (three DataFusion plans sorted by session, read in step); the
+//! lineage goes through a file. Records of a session are built call by
+//! call, so a long session's histories are never all in memory at once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use arrow::record_batch::RecordBatch;
 use chrono::DateTime;
+use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use trajectory_query::QueryEngine;
+use trajectory_query::{QueryEngine, QueryError};
 use trajectory_transforms::session_plan::stream_sessions;
 use trajectory_transforms::transcript::{Session, SideEvent};
 use trajectory_transforms::turns::{self, message_of, positioned_messages};
 
+use crate::columns;
 use crate::filters::ExportFilters;
-use crate::manifest::{write_manifest, ExportManifest};
+use crate::manifest::{ExportManifest, LineageSpool, ManifestWriter};
 use crate::shards::ShardInfo;
-use crate::training::{arrow_rows, require_derived_tables};
+use crate::training::require_derived_tables;
 use crate::{ExportError, ExportOptions, ExportSummary};
 
 /// The `--target` name.
@@ -120,9 +126,19 @@ struct FeedbackRecord<'a> {
 /// Process signals of one LLM call: (signal, value, weight, evidence).
 type CallSignals = Vec<(String, f64, f64, String)>;
 
+/// Process signals of the LLM calls, in the order the export reads them.
+const SIGNALS_SQL: &str = "SELECT session_id, subject_id, signal, value, weight, evidence \
+    FROM rewards WHERE level = 'process' AND subject_kind = 'llm_call' \
+    ORDER BY session_id, subject_id, signal";
+
 /// Writes the OpenClaw-RL records of every turn passing `filters` into
 /// `out_dir` (see the module docs). `--validation-percent` does not apply:
 /// OpenClaw-RL's files have no splits.
+///
+/// Memory: one session of the log, its kept turn ids and its calls'
+/// signals, each read through its own plan sorted by session (the sorts
+/// spill under the engine's memory pool); the lineage is spooled to a file
+/// and copied into the manifest at the end.
 ///
 /// Errors: [`ExportError::MissingDerived`] without `turns` and `rewards`;
 /// query, I/O errors.
@@ -133,11 +149,21 @@ pub async fn export_openclaw_rl(
     filters: &ExportFilters,
 ) -> Result<ExportSummary, ExportError> {
     filters.validate()?;
-    let kept_turns = filtered_turns(engine, filters).await?;
-    let signals = call_signals(engine).await?;
+    require_derived_tables(engine).await?;
+    // The two small sorts run first, so the log's sort has the pool left.
+    let mut kept_turns = SessionCursor::open(engine, &kept_turns_sql(filters), |batch| {
+        let sessions = columns::strings(batch, "session_id")?;
+        let turns = columns::strings(batch, "turn_id")?;
+        Ok((0..batch.num_rows())
+            .filter_map(|k| Some((columns::value(&sessions, k)?, columns::value(&turns, k)?)))
+            .collect())
+    })
+    .await?;
+    let mut signals = SessionCursor::open(engine, SIGNALS_SQL, decode_signals).await?;
+    kept_turns.fill().await?;
+    signals.fill().await?;
     std::fs::create_dir_all(out_dir).map_err(|e| ExportError::io(out_dir, e))?;
     let mut files = RecordFiles::create(out_dir)?;
-    let mut lineage = Vec::new();
     let mut sessions_skipped = 0;
     let sessions = stream_sessions(engine, None)
         .await
@@ -145,13 +171,21 @@ pub async fn export_openclaw_rl(
     futures::pin_mut!(sessions);
     while let Some(item) = sessions.next().await {
         let (session, side) = item.map_err(|e| ExportError::Internal(e.to_string()))?;
-        let written = session_records(&session, &side, &kept_turns, &signals, &mut files)?;
-        if written.is_empty() {
+        let kept: HashSet<String> = kept_turns
+            .take(&session.session_id)
+            .await?
+            .into_iter()
+            .collect();
+        let mut fired: HashMap<String, CallSignals> = HashMap::new();
+        for (call, signal) in signals.take(&session.session_id).await? {
+            fired.entry(call).or_default().push(signal);
+        }
+        let written = session_records(&session, &side, &kept, &fired, &mut files)?;
+        if written == 0 {
             sessions_skipped += 1;
         }
-        lineage.extend(written);
     }
-    let shards = files.finish()?;
+    let (shards, mut lineage) = files.finish()?;
     let rows = shards[0].rows;
     let mut manifest = ExportManifest::new(
         TARGET,
@@ -160,7 +194,7 @@ pub async fn export_openclaw_rl(
         shards.iter().map(|s| s.rows).sum(),
         sessions_skipped,
         shards.clone(),
-        lineage,
+        Vec::new(),
     );
     manifest.filters = Some(filters.to_json());
     manifest.counts = Some(json!({
@@ -168,7 +202,9 @@ pub async fn export_openclaw_rl(
         "prm_records": shards[1].rows,
         "feedback_records": shards[2].rows,
     }));
-    let manifest_path = write_manifest(out_dir, &manifest)?;
+    let mut manifest_file = ManifestWriter::create(out_dir, &manifest)?;
+    lineage.drain_into(&mut manifest_file, |entry| entry)?;
+    let manifest_path = manifest_file.finish()?;
     let card_path = out_dir.join("README.md");
     std::fs::write(&card_path, card(engine.events_version(), options, &shards))
         .map_err(|e| ExportError::io(&card_path, e))?;
@@ -183,92 +219,165 @@ pub async fn export_openclaw_rl(
     })
 }
 
-/// The ids of the turns passing `filters` (with their reward, as the other
-/// derived-table targets filter).
-async fn filtered_turns(
-    engine: &QueryEngine,
-    filters: &ExportFilters,
-) -> Result<HashSet<String>, ExportError> {
-    require_derived_tables(engine).await?;
+/// The turns passing `filters` (with their reward, as the other
+/// derived-table targets filter), by session.
+fn kept_turns_sql(filters: &ExportFilters) -> String {
     let min_reward = match filters.min_reward {
         Some(m) => format!(" AND s.reward >= {m}"),
         None => String::new(),
     };
-    let sql = format!(
+    format!(
         "WITH s AS (SELECT turn_id, avg(value) AS reward, avg(advantage) AS advantage \
            FROM rewards WHERE level = 'combined' AND subject_kind = 'llm_call' \
            AND turn_id IS NOT NULL GROUP BY turn_id) \
-         SELECT t.turn_id FROM s RIGHT JOIN turns t ON s.turn_id = t.turn_id \
-         WHERE {}{min_reward}",
+         SELECT t.session_id, t.turn_id FROM s RIGHT JOIN turns t ON s.turn_id = t.turn_id \
+         WHERE {}{min_reward} ORDER BY t.session_id",
         filters.turns_sql()
-    );
-    let mut out = HashSet::new();
-    for batch in engine.collect(&sql).await? {
-        let ids = crate::columns::strings(&batch, "turn_id")?;
-        out.extend(ids.iter().flatten().map(str::to_string));
-    }
-    Ok(out)
+    )
 }
 
-/// Every LLM call's process signals, from the `rewards` table.
-async fn call_signals(engine: &QueryEngine) -> Result<HashMap<String, CallSignals>, ExportError> {
-    let mut out: HashMap<String, CallSignals> = HashMap::new();
-    for batch in engine
-        .collect(
-            "SELECT subject_id, signal, value, weight, evidence FROM rewards \
-             WHERE level = 'process' AND subject_kind = 'llm_call' ORDER BY subject_id, signal",
-        )
-        .await?
-    {
-        for row in arrow_rows(&batch)? {
-            let text = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            let number = |k: &str| row.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-            out.entry(text("subject_id")).or_default().push((
-                text("signal"),
-                number("value"),
-                number("weight"),
-                text("evidence"),
-            ));
+/// The rows of [`SIGNALS_SQL`]: (session, (call event id, signal)).
+fn decode_signals(
+    batch: &RecordBatch,
+) -> Result<Vec<(String, (String, (String, f64, f64, String)))>, ExportError> {
+    let sessions = columns::strings(batch, "session_id")?;
+    let calls = columns::strings(batch, "subject_id")?;
+    let names = columns::strings(batch, "signal")?;
+    let values = columns::floats(batch, "value")?;
+    let weights = columns::floats(batch, "weight")?;
+    let evidence = columns::strings(batch, "evidence")?;
+    let text = |array: &arrow::array::StringArray, k| columns::value(array, k).unwrap_or_default();
+    Ok((0..batch.num_rows())
+        .map(|k| {
+            let signal = (
+                text(&names, k),
+                values[k].unwrap_or(0.0),
+                weights[k].unwrap_or(0.0),
+                text(&evidence, k),
+            );
+            (text(&sessions, k), (text(&calls, k), signal))
+        })
+        .collect())
+}
+
+/// The rows of a query ordered by `session_id`, handed out one session at a
+/// time in step with the log's session stream (same order: bytewise).
+struct SessionCursor<T> {
+    stream: SendableRecordBatchStream,
+    decode: fn(&RecordBatch) -> Result<Vec<(String, T)>, ExportError>,
+    pending: VecDeque<(String, T)>,
+    done: bool,
+}
+
+impl<T> SessionCursor<T> {
+    /// Plans `sql` (its first column `session_id`, rows ordered by it).
+    ///
+    /// Errors: planning errors (a bad `--where`).
+    async fn open(
+        engine: &QueryEngine,
+        sql: &str,
+        decode: fn(&RecordBatch) -> Result<Vec<(String, T)>, ExportError>,
+    ) -> Result<SessionCursor<T>, ExportError> {
+        let stream = engine
+            .frame(sql)
+            .await?
+            .execute_stream()
+            .await
+            .map_err(QueryError::from)?;
+        Ok(SessionCursor {
+            stream,
+            decode,
+            pending: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// Reads the first batch (which runs the plan's sort to its end).
+    async fn fill(&mut self) -> Result<(), ExportError> {
+        if self.pending.is_empty() && !self.done {
+            self.read_batch().await?;
+        }
+        Ok(())
+    }
+
+    async fn read_batch(&mut self) -> Result<(), ExportError> {
+        match self.stream.next().await {
+            Some(batch) => {
+                let batch = batch.map_err(QueryError::from)?;
+                self.pending.extend((self.decode)(&batch)?);
+            }
+            None => self.done = true,
+        }
+        Ok(())
+    }
+
+    /// The rows of `session_id`, in order; rows of sessions before it (with
+    /// no events in the log) are passed over.
+    ///
+    /// Errors: query and decoding errors.
+    async fn take(&mut self, session_id: &str) -> Result<Vec<T>, ExportError> {
+        let mut out = Vec::new();
+        loop {
+            while let Some((session, _)) = self.pending.front() {
+                match session.as_str().cmp(session_id) {
+                    Ordering::Less => {
+                        self.pending.pop_front();
+                    }
+                    Ordering::Equal => out.extend(self.pending.pop_front().map(|(_, row)| row)),
+                    Ordering::Greater => return Ok(out),
+                }
+            }
+            if self.done {
+                return Ok(out);
+            }
+            self.read_batch().await?;
         }
     }
-    Ok(out)
 }
 
-/// One LLM call as a request the proxy would have seen.
+/// One LLM call as a request the proxy would have seen; its messages are
+/// rebuilt when the record is written.
 struct CallRecord {
     call_event_id: String,
-    turn_id: String,
+    /// Index of the turn in the session's segmentation.
+    turn: usize,
+    /// Position of the call in the turn's context-then-events list.
+    slot: usize,
     is_last_call: bool,
     seq: i64,
     ts_us: i64,
-    messages: Vec<Value>,
     response: Value,
     next_state: Option<Value>,
-    event_ids: Vec<String>,
 }
 
-/// Writes the records of one session; returns their lineage entries.
+/// Writes the records of one session; returns how many conversation
+/// records it wrote.
 fn session_records(
     session: &Session,
     side: &[SideEvent],
     kept_turns: &HashSet<String>,
     signals: &HashMap<String, CallSignals>,
     files: &mut RecordFiles,
-) -> Result<Vec<Value>, ExportError> {
+) -> Result<usize, ExportError> {
     let segmented = turns::segment(session);
+    // The request history of a turn: context, then its events in branch order.
+    let positions_of = |turn: &turns::Turn| -> Vec<usize> {
+        turn.context.iter().chain(&turn.events).copied().collect()
+    };
     let mut calls: Vec<CallRecord> = Vec::new();
     let mut seen: HashSet<usize> = HashSet::new();
-    for turn in segmented
-        .turns
-        .iter()
-        .filter(|t| kept_turns.contains(&t.turn_id))
-    {
-        // The request history: context, then the turn's events in branch order.
-        let positions: Vec<usize> = turn.context.iter().chain(&turn.events).copied().collect();
-        let messages = positioned_messages(session, &positions);
+    for (index, turn) in segmented.turns.iter().enumerate() {
+        if !kept_turns.contains(&turn.turn_id) {
+            continue;
+        }
+        let positions = positions_of(turn);
         let call_slots: Vec<usize> = (0..positions.len())
             .filter(|&k| k >= turn.context.len() && session.events[positions[k]].kind == "llm_call")
             .collect();
+        if call_slots.is_empty() {
+            continue;
+        }
+        let messages = positioned_messages(session, &positions);
         for (n, &slot) in call_slots.iter().enumerate() {
             let call = positions[slot];
             let Some(response) = message_of(session, call, &turn.tool_calls_of(session, call))
@@ -278,51 +387,58 @@ fn session_records(
             if !seen.insert(call) {
                 continue;
             }
-            let before = |end: usize| -> Vec<Value> {
-                messages
-                    .iter()
-                    .filter(|(k, _)| *k < end)
-                    .map(|(_, m)| m.clone())
-                    .collect()
-            };
             let next_state = match call_slots.get(n + 1) {
-                Some(&next) => before(next).pop(),
+                Some(&next) => messages
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k < next)
+                    .map(|(_, m)| m.clone()),
                 None => turn.next_user.and_then(|u| message_of(session, u, &[])),
             };
             let event = &session.events[call];
             calls.push(CallRecord {
                 call_event_id: event.event_id.clone(),
-                turn_id: turn.turn_id.clone(),
+                turn: index,
+                slot,
                 is_last_call: n + 1 == call_slots.len(),
                 seq: event.seq,
                 ts_us: event.ts_us,
-                messages: before(slot),
                 response,
                 next_state,
-                event_ids: positions
-                    .iter()
-                    .take(slot + 1)
-                    .map(|&p| session.events[p].event_id.clone())
-                    .collect(),
             });
         }
     }
     calls.sort_by(|a, b| (a.seq, &a.call_event_id).cmp(&(b.seq, &b.call_event_id)));
     let votes_by_turn = judge_votes(side);
-    let mut lineage = Vec::new();
+    // The last turn's positioned messages: calls mostly come turn by turn.
+    let mut cached: Option<(usize, Vec<usize>, Vec<(usize, Value)>)> = None;
     for (k, call) in calls.iter().enumerate() {
-        let turn = k + 1;
+        let turn = &segmented.turns[call.turn];
+        if cached.as_ref().map(|(index, _, _)| *index) != Some(call.turn) {
+            let positions = positions_of(turn);
+            let messages = positioned_messages(session, &positions);
+            cached = Some((call.turn, positions, messages));
+        }
+        let Some((_, positions, positioned)) = cached.as_ref() else {
+            continue;
+        };
+        let messages: Vec<Value> = positioned
+            .iter()
+            .take_while(|(k, _)| *k < call.slot)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let record_turn = k + 1;
         let timestamp = DateTime::from_timestamp_micros(call.ts_us)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
-        let prompt_text = render_prompt(&call.messages);
+        let prompt_text = render_prompt(&messages);
         let response_text = render_response(&call.response);
         let row = files.records.rows;
         files.records.write(&ConversationRecord {
             session_id: &session.session_id,
-            turn,
+            turn: record_turn,
             timestamp: &timestamp,
-            messages: &call.messages,
+            messages: &messages,
             prompt_text: &prompt_text,
             response_text: &response_text,
             tool_calls: call.response.get("tool_calls"),
@@ -343,7 +459,7 @@ fn session_records(
             } else {
                 0.0
             };
-            let votes: Vec<Value> = match votes_by_turn.get(call.turn_id.as_str()) {
+            let votes: Vec<Value> = match votes_by_turn.get(turn.turn_id.as_str()) {
                 Some(votes) if call.is_last_call => votes.clone(),
                 _ => vec![json!(score as i64)],
             };
@@ -355,7 +471,7 @@ fn session_records(
             let evidence = evidence.join("; ");
             files.prm.write(&PrmRecord {
                 session_id: &session.session_id,
-                turn,
+                turn: record_turn,
                 score,
                 votes: &votes,
                 representative_eval: (score != 0.0 && !evidence.is_empty())
@@ -367,18 +483,23 @@ fn session_records(
         });
         files.feedback.write(&FeedbackRecord {
             session_id: &session.session_id,
-            turn,
+            turn: record_turn,
             prompt_text: &prompt_text,
             response_text: &response_text,
             label: if negative { -1 } else { 1 },
             timestamp: &timestamp,
             message_index: None,
         })?;
-        lineage.push(json!({"shard": RECORD_FILE, "row": row,
-            "session_id": session.session_id, "turn_ids": [call.turn_id],
-            "event_ids": call.event_ids}));
+        let event_ids: Vec<&str> = positions
+            .iter()
+            .take(call.slot + 1)
+            .map(|&p| session.events[p].event_id.as_str())
+            .collect();
+        files.lineage.push(&json!({"shard": RECORD_FILE, "row": row,
+            "session_id": session.session_id, "turn_ids": [turn.turn_id],
+            "event_ids": event_ids}))?;
     }
-    Ok(lineage)
+    Ok(calls.len())
 }
 
 /// The votes of `trajectory judge` annotations, by turn id (the latest
@@ -572,11 +693,12 @@ impl RecordFile {
     }
 }
 
-/// The three files of an export.
+/// The three files of an export, and the records' lineage.
 struct RecordFiles {
     records: RecordFile,
     prm: RecordFile,
     feedback: RecordFile,
+    lineage: LineageSpool,
 }
 
 impl RecordFiles {
@@ -585,16 +707,19 @@ impl RecordFiles {
             records: RecordFile::create(dir, RECORD_FILE)?,
             prm: RecordFile::create(dir, PRM_FILE)?,
             feedback: RecordFile::create(dir, FEEDBACK_FILE)?,
+            lineage: LineageSpool::create(dir.join(".lineage.jsonl.partial"))?,
         })
     }
 
-    /// Flushes the files; their [`ShardInfo`]s: records, PRM, feedback.
-    fn finish(self) -> Result<Vec<ShardInfo>, ExportError> {
-        Ok(vec![
+    /// Flushes the files; their [`ShardInfo`]s (records, PRM, feedback)
+    /// and the lineage spool.
+    fn finish(self) -> Result<(Vec<ShardInfo>, LineageSpool), ExportError> {
+        let shards = vec![
             self.records.finish()?,
             self.prm.finish()?,
             self.feedback.finish()?,
-        ])
+        ];
+        Ok((shards, self.lineage))
     }
 }
 
