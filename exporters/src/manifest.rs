@@ -165,7 +165,10 @@ impl ManifestWriter {
     /// through [`ManifestWriter::push`]).
     ///
     /// Errors: I/O errors naming the path.
-    pub(crate) fn create(dir: &Path, manifest: &ExportManifest) -> Result<ManifestWriter, ExportError> {
+    pub(crate) fn create(
+        dir: &Path,
+        manifest: &ExportManifest,
+    ) -> Result<ManifestWriter, ExportError> {
         let path = dir.join("manifest.json");
         let head = serde_json::to_string_pretty(manifest)
             .map_err(|e| ExportError::Internal(format!("manifest: {e}")))?;

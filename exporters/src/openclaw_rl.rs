@@ -495,7 +495,9 @@ fn session_records(
             .take(call.slot + 1)
             .map(|&p| session.events[p].event_id.as_str())
             .collect();
-        files.lineage.push(&json!({"shard": RECORD_FILE, "row": row,
+        files
+            .lineage
+            .push(&json!({"shard": RECORD_FILE, "row": row,
             "session_id": session.session_id, "turn_ids": [turn.turn_id],
             "event_ids": event_ids}))?;
     }

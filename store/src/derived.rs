@@ -221,7 +221,7 @@ impl EventStore {
         check_derived(name, &schema)?;
         let table = self.ensure_table(name, &schema, &[]).await?;
         let writer = RecordBatchWriter::for_table(&table)?
-            .with_writer_properties(segment_writer_properties(SegmentEncoding::Write)?)
+            .with_writer_properties(segment_writer_properties(SegmentEncoding::Derived)?)
             .with_target_file_size(DERIVED_SEGMENT_BYTES);
         Ok(DerivedTableWriter {
             name: name.to_string(),

@@ -356,7 +356,22 @@ pub(crate) enum SegmentEncoding {
     Write,
     /// Written by compaction: zstd level [`COMPACTED_ZSTD_LEVEL`] throughout.
     Compacted,
+    /// Written by a derived-table job: as [`SegmentEncoding::Write`], and
+    /// [`DERIVED_HISTORY_COLUMNS`] zstd level [`WRITE_ZSTD_LEVEL`] in
+    /// 1 MiB pages, without dictionary or statistics.
+    Derived,
 }
+
+/// Columns of the derived tables holding conversation histories (a turn's
+/// context is the whole session before it, so consecutive turns repeat
+/// each other's prefix): zstd's window finds the repeats across the values
+/// of a page, Snappy's 64 KiB blocks do not.
+const DERIVED_HISTORY_COLUMNS: &[&str] =
+    &["context", "responses", "next_state", "next_user_message"];
+
+/// List columns of ids (the leaf is `<name>.list.element`): no dictionary,
+/// no statistics, as [`FREE_TEXT_COLUMNS`].
+const ID_LIST_COLUMNS: &[&str] = &["event_ids", "turn_ids"];
 
 /// Parquet settings of every segment the store writes: compression by
 /// [`SegmentEncoding`], row groups of at most 128 Ki rows (so scans split
@@ -386,7 +401,7 @@ pub(crate) fn segment_writer_properties(
         .set_encoding(Encoding::PLAIN)
         .set_data_page_v2_compression_ratio_threshold(f64::MAX);
     builder = match encoding {
-        SegmentEncoding::Write => {
+        SegmentEncoding::Write | SegmentEncoding::Derived => {
             let identifiers = zstd(WRITE_ZSTD_LEVEL)?;
             let mut builder = builder.set_compression(Compression::SNAPPY);
             for column in IDENTIFIER_COLUMNS {
@@ -396,6 +411,22 @@ pub(crate) fn segment_writer_properties(
         }
         SegmentEncoding::Compacted => builder.set_compression(zstd(COMPACTED_ZSTD_LEVEL)?),
     };
+    if encoding == SegmentEncoding::Derived {
+        let histories = zstd(WRITE_ZSTD_LEVEL)?;
+        for column in DERIVED_HISTORY_COLUMNS {
+            let path = ColumnPath::from(*column);
+            builder = builder
+                .set_column_compression(path.clone(), histories)
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+        for column in ID_LIST_COLUMNS {
+            let path = ColumnPath::new(vec![column.to_string(), "list".into(), "element".into()]);
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+    }
     for column in BULK_TEXT_COLUMNS {
         builder = builder
             .set_column_data_page_size_limit(ColumnPath::from(*column), BULK_TEXT_PAGE_BYTES);

@@ -313,27 +313,105 @@ pub fn messages_of(session: &Session, positions: &[usize]) -> Vec<Value> {
 /// [`messages_of`], each message with the index in `positions` of the event
 /// it came from.
 pub fn positioned_messages(session: &Session, positions: &[usize]) -> Vec<(usize, Value)> {
+    // The tool calls of each entry among `positions`, in their order: one
+    // pass, so a long context costs linear time, not quadratic.
+    let mut tool_calls: HashMap<&str, Vec<usize>> = HashMap::new();
+    for &c in positions {
+        let event = &session.events[c];
+        if event.kind == "tool_call" {
+            tool_calls
+                .entry(event.entry_id.as_str())
+                .or_default()
+                .push(c);
+        }
+    }
     positions
         .iter()
         .enumerate()
         .filter(|(_, &i)| session.events[i].kind != "tool_call")
         .filter_map(|(k, &i)| {
             let event = &session.events[i];
-            let calls: Vec<usize> = if event.kind == "llm_call" {
-                positions
-                    .iter()
-                    .copied()
-                    .filter(|&c| {
-                        session.events[c].kind == "tool_call"
-                            && session.events[c].entry_id == event.entry_id
-                    })
-                    .collect()
+            let calls: &[usize] = if event.kind == "llm_call" {
+                tool_calls
+                    .get(event.entry_id.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
             } else {
-                Vec::new()
+                &[]
             };
-            message_of(session, i, &calls).map(|m| (k, m))
+            message_of(session, i, calls).map(|m| (k, m))
         })
         .collect()
+}
+
+/// The messages of one session serialised once each: a turn's context
+/// repeats every message before it on its branch, so serialising each
+/// turn's context afresh costs the square of the session's length in JSON
+/// work; concatenating the cached texts costs only the copy.
+pub struct SessionMessages<'a> {
+    session: &'a Session,
+    /// By event index: the tool calls the message was built with, and its
+    /// JSON text (`None`: the event gives no message).
+    texts: HashMap<usize, (Vec<usize>, Option<String>)>,
+}
+
+impl<'a> SessionMessages<'a> {
+    /// An empty cache for `session`.
+    pub fn new(session: &'a Session) -> SessionMessages<'a> {
+        SessionMessages {
+            session,
+            texts: HashMap::new(),
+        }
+    }
+
+    /// [`messages_of`]`(session, positions)` as compact JSON array text
+    /// (byte for byte what serde_json writes for it), and its length.
+    pub fn json_array(&mut self, positions: &[usize]) -> (String, usize) {
+        let session = self.session;
+        let mut tool_calls: HashMap<&str, Vec<usize>> = HashMap::new();
+        for &c in positions {
+            let event = &session.events[c];
+            if event.kind == "tool_call" {
+                tool_calls
+                    .entry(event.entry_id.as_str())
+                    .or_default()
+                    .push(c);
+            }
+        }
+        let mut out = String::from("[");
+        let mut count = 0;
+        for &i in positions {
+            let event = &session.events[i];
+            if event.kind == "tool_call" {
+                continue;
+            }
+            let calls: &[usize] = if event.kind == "llm_call" {
+                tool_calls
+                    .get(event.entry_id.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+            } else {
+                &[]
+            };
+            let fresh = match self.texts.get(&i) {
+                Some((built_with, _)) => built_with.as_slice() != calls,
+                None => true,
+            };
+            if fresh {
+                let text = message_of(session, i, calls).map(|m| m.to_string());
+                self.texts.insert(i, (calls.to_vec(), text));
+            }
+            if let Some((_, Some(text))) = self.texts.get(&i) {
+                if count > 0 {
+                    out.push(',');
+                }
+                out.push_str(text);
+                count += 1;
+            }
+        }
+        out.push(']');
+        (out, count)
+    }
 }
 
 /// Schema of the `turns` table (columns documented in `docs/datasets.md`).
@@ -395,9 +473,13 @@ impl<'a> TurnRow<'a> {
         &self.session.events[i]
     }
 
-    fn new(session: &'a Session, turn: &'a Turn) -> TurnRow<'a> {
-        let context = messages_of(session, &turn.context);
-        let responses = messages_of(session, &turn.events[1..]);
+    fn new(
+        session: &'a Session,
+        turn: &'a Turn,
+        messages: &mut SessionMessages<'a>,
+    ) -> TurnRow<'a> {
+        let (context, context_messages) = messages.json_array(&turn.context);
+        let (responses, _) = messages.json_array(&turn.events[1..]);
         let of_kind = |kind: &'a str| {
             turn.events
                 .iter()
@@ -407,9 +489,9 @@ impl<'a> TurnRow<'a> {
         TurnRow {
             session,
             turn,
-            context_messages: context.len() as i64,
-            context: Value::Array(context).to_string(),
-            responses: Value::Array(responses).to_string(),
+            context_messages: context_messages as i64,
+            context,
+            responses,
             last_call: of_kind("llm_call").next_back(),
             llm_calls: of_kind("llm_call").count() as i64,
             failed_calls: of_kind("llm_call").filter(|e| e.is_failed_call()).count() as i64,
@@ -432,10 +514,16 @@ pub fn turns_batch(
     sessions: &[(&Session, &SessionTurns)],
     events_version: u64,
 ) -> Result<RecordBatch, DeriveError> {
-    let rows: Vec<TurnRow<'_>> = sessions
-        .iter()
-        .flat_map(|(session, turns)| turns.turns.iter().map(move |t| TurnRow::new(session, t)))
-        .collect();
+    let mut rows: Vec<TurnRow<'_>> = Vec::new();
+    for (session, turns) in sessions {
+        let mut messages = SessionMessages::new(session);
+        rows.extend(
+            turns
+                .turns
+                .iter()
+                .map(|t| TurnRow::new(session, t, &mut messages)),
+        );
+    }
     let next = |r: &TurnRow<'_>| r.turn.next_state(r.session);
     let columns = vec![
         utf8(rows.iter().map(|r| Some(r.turn.turn_id.as_str()))),
@@ -554,6 +642,47 @@ pub(crate) mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn cached_message_texts_equal_serialising_each_context_afresh() {
+        let mut call = ev("tool_call", "a1", Some("u1"), 3, "");
+        call.tool_call_id = Some("c1".into());
+        call.tool_name = Some("exec".into());
+        call.tool_args = Some("{\"command\":\"ls\"}".into());
+        let mut result = ev("tool_result", "r1", Some("a1"), 4, "a.txt");
+        result.tool_call_id = Some("c1".into());
+        let s = session(vec![
+            ev("session_start", "h", None, 0, ""),
+            ev("user_message", "u1", Some("h"), 1, "list \"files\""),
+            ev("llm_call", "a1", Some("u1"), 2, ""),
+            call,
+            result,
+            ev("llm_call", "a2", Some("r1"), 5, "one file"),
+            ev("user_message", "u2", Some("a2"), 6, "thanks ✓"),
+            ev("llm_call", "a3", Some("u2"), 7, "welcome"),
+            ev("user_message", "u3", Some("a2"), 8, "edited"),
+        ]);
+        let t = segment(&s);
+        let mut cache = SessionMessages::new(&s);
+        let afresh = |positions: &[usize]| {
+            let messages = messages_of(&s, positions);
+            (Value::Array(messages.clone()).to_string(), messages.len())
+        };
+        for turn in &t.turns {
+            assert_eq!(cache.json_array(&turn.context), afresh(&turn.context));
+            assert_eq!(
+                cache.json_array(&turn.events[1..]),
+                afresh(&turn.events[1..])
+            );
+        }
+        // The assistant message with its tool call is in the cache; a list
+        // without the call gets the message without it, then with it again.
+        let with_call = cache.json_array(&[1, 2, 3, 4]);
+        assert!(with_call.0.contains("tool_calls"), "{}", with_call.0);
+        assert_eq!(cache.json_array(&[1, 2]), afresh(&[1, 2]));
+        assert_eq!(cache.json_array(&[1, 2, 3, 4]), with_call);
+        assert_eq!(with_call, afresh(&[1, 2, 3, 4]));
     }
 
     #[test]
