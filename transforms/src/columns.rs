@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListBuilder, RecordBatch,
-    StringArray, StringBuilder, TimestampMicrosecondArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit};
@@ -79,8 +79,15 @@ pub(crate) fn event_ids_field() -> Field {
     )
 }
 
+/// A string column of `values`, its buffers allocated once at their final
+/// size (collecting grows the value buffer by doubling: a copy of the
+/// column per growth, costly for megabyte contexts).
 pub(crate) fn utf8<'a, I: IntoIterator<Item = Option<&'a str>>>(values: I) -> ArrayRef {
-    Arc::new(values.into_iter().collect::<StringArray>())
+    let values: Vec<Option<&str>> = values.into_iter().collect();
+    let bytes = values.iter().flatten().map(|v| v.len()).sum();
+    let mut builder = StringBuilder::with_capacity(values.len(), bytes);
+    builder.extend(values);
+    Arc::new(builder.finish())
 }
 
 pub(crate) fn int64<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
