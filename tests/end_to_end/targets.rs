@@ -883,4 +883,42 @@ fn openclaw_rl_records_read_back_as_its_proxy_writes_them() {
         Some(calls as usize)
     );
     assert_eq!(manifest["shards"][0]["path"], "record.jsonl");
+
+    // Explicit negative feedback comes from the calls' own process signals
+    // (read by session beside the log): counted independently in SQL.
+    // (A call that failed before producing anything has no record.)
+    let negative = ws.count(
+        "SELECT count(DISTINCT subject_id) FROM rewards r JOIN events e \
+           ON e.event_id = r.subject_id \
+         WHERE r.level = 'process' AND r.subject_kind = 'llm_call' AND r.value < 0 \
+         AND r.signal IN ('user_correction', 'reaction_feedback', 'annotated_feedback') \
+         AND NOT ((e.text IS NULL OR e.text = '') \
+           AND (e.stop_reason IN ('error', 'aborted') OR e.error IS NOT NULL) \
+           AND NOT EXISTS (SELECT 1 FROM events t WHERE t.kind = 'tool_call' \
+             AND t.session_id = e.session_id AND t.entry_id = e.entry_id))",
+    );
+    assert_eq!(read["negative"], negative, "{read}");
+
+    // A filter keeps some turns of some sessions: only their calls are
+    // written, however the kept turns fall among the sessions.
+    let first_turns = ws.path("orl-first");
+    let filtered = export(
+        &ws,
+        "openclaw-rl",
+        &first_turns,
+        &["--where", "t.turn_index = 0"],
+    );
+    let kept_calls = ws.count(
+        "SELECT count(*) FROM events e WHERE e.kind = 'llm_call' \
+         AND e.event_id IN (SELECT unnest(event_ids) FROM turns WHERE turn_index = 0) \
+         AND NOT ((e.text IS NULL OR e.text = '') \
+           AND (e.stop_reason IN ('error', 'aborted') OR e.error IS NOT NULL) \
+           AND NOT EXISTS (SELECT 1 FROM events t WHERE t.kind = 'tool_call' \
+             AND t.session_id = e.session_id AND t.entry_id = e.entry_id))",
+    );
+    assert!(
+        0 < kept_calls && kept_calls < calls,
+        "{kept_calls} of {calls}"
+    );
+    assert_eq!(filtered["rows"], kept_calls);
 }
