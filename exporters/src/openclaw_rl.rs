@@ -123,8 +123,20 @@ struct FeedbackRecord<'a> {
     message_index: Option<i64>,
 }
 
-/// Process signals of one LLM call: (signal, value, weight, evidence).
-type CallSignals = Vec<(String, f64, f64, String)>;
+/// One process signal of an LLM call: (signal, value, weight, evidence).
+type Signal = (String, f64, f64, String);
+
+/// Process signals of one LLM call.
+type CallSignals = Vec<Signal>;
+
+/// Rows of a query keyed by their session id.
+type SessionKeyed<T> = Vec<(String, T)>;
+
+/// Decodes one batch of a [`SessionCursor`]'s query.
+type DecodeRows<T> = fn(&RecordBatch) -> Result<SessionKeyed<T>, ExportError>;
+
+/// A turn's index, its context-then-events positions, and their messages.
+type TurnMessages = (usize, Vec<usize>, Vec<(usize, Value)>);
 
 /// Process signals of the LLM calls, in the order the export reads them.
 const SIGNALS_SQL: &str = "SELECT session_id, subject_id, signal, value, weight, evidence \
@@ -237,9 +249,7 @@ fn kept_turns_sql(filters: &ExportFilters) -> String {
 }
 
 /// The rows of [`SIGNALS_SQL`]: (session, (call event id, signal)).
-fn decode_signals(
-    batch: &RecordBatch,
-) -> Result<Vec<(String, (String, (String, f64, f64, String)))>, ExportError> {
+fn decode_signals(batch: &RecordBatch) -> Result<SessionKeyed<(String, Signal)>, ExportError> {
     let sessions = columns::strings(batch, "session_id")?;
     let calls = columns::strings(batch, "subject_id")?;
     let names = columns::strings(batch, "signal")?;
@@ -264,7 +274,7 @@ fn decode_signals(
 /// time in step with the log's session stream (same order: bytewise).
 struct SessionCursor<T> {
     stream: SendableRecordBatchStream,
-    decode: fn(&RecordBatch) -> Result<Vec<(String, T)>, ExportError>,
+    decode: DecodeRows<T>,
     pending: VecDeque<(String, T)>,
     done: bool,
 }
@@ -276,7 +286,7 @@ impl<T> SessionCursor<T> {
     async fn open(
         engine: &QueryEngine,
         sql: &str,
-        decode: fn(&RecordBatch) -> Result<Vec<(String, T)>, ExportError>,
+        decode: DecodeRows<T>,
     ) -> Result<SessionCursor<T>, ExportError> {
         let stream = engine
             .frame(sql)
@@ -411,7 +421,7 @@ fn session_records(
     calls.sort_by(|a, b| (a.seq, &a.call_event_id).cmp(&(b.seq, &b.call_event_id)));
     let votes_by_turn = judge_votes(side);
     // The last turn's positioned messages: calls mostly come turn by turn.
-    let mut cached: Option<(usize, Vec<usize>, Vec<(usize, Value)>)> = None;
+    let mut cached: Option<TurnMessages> = None;
     for (k, call) in calls.iter().enumerate() {
         let turn = &segmented.turns[call.turn];
         if cached.as_ref().map(|(index, _, _)| *index) != Some(call.turn) {
