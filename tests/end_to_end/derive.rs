@@ -299,8 +299,8 @@ fn derived_rows(ws: &Workspace) -> Vec<String> {
     [
         ("turns", "turn_id"),
         ("trajectories", "trajectory_id"),
-        // A call shared by two turns (a regenerated first turn) has a
-        // process row in each, under one reward id: order them too.
+        // Ties (one reward id in two rows) would compare in any order:
+        // turns-v1 gave a call shared by two copies of a turn one id twice.
         ("rewards", "reward_id, turn_id, trajectory_id"),
     ]
     .iter()
@@ -521,6 +521,11 @@ fn jobs_running_beside_an_ingest_and_each_other_catch_up_to_a_full_build() {
         )
     );
     ws.ok(["dedupe"]);
+    // Reward ids are unique (turns-v2 stores a turn shared by two branches once).
+    assert_eq!(
+        ws.count("SELECT count(*) FROM (SELECT reward_id FROM rewards GROUP BY reward_id HAVING count(*) > 1)"),
+        0
+    );
     let mut caught = derived_rows(&ws);
     caught.extend(dedupe_rows(&ws));
     ws.ok(["derive", "--full"]);

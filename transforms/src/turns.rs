@@ -30,7 +30,24 @@ use crate::user_text::prompt_hash;
 use crate::DeriveError;
 
 /// Version of the turn segmentation; bumped when the same events give other rows.
-pub const TURNS_JOB_VERSION: &str = "turns-v1";
+pub const TURNS_JOB_VERSION: &str = "turns-v2";
+
+/// Kinds the agent's side of a turn is made of.
+const AGENT_KINDS: &[&str] = &["llm_call", "tool_call", "tool_result", "injected_message"];
+
+/// Messages that lead into the next turn when they follow a turn's last
+/// agent event on the branch: they, and what follows them up to the next
+/// user message, are the next turn's context, not this turn's response
+/// (turns-v1 kept them, so a branch summary was a user message at the end
+/// of the responses). Entries right after the agent's last event that are
+/// no message (a fallback notice, a model change) stay in the turn: the
+/// fallback detector reads them.
+const LEADING_KINDS: &[&str] = &[
+    "branch_summary",
+    "compaction",
+    "custom_message",
+    "bash_execution",
+];
 
 /// Kinds that are messages in a model's context (the `messages` view's kinds).
 const MESSAGE_KINDS: &[&str] = &[
@@ -213,7 +230,15 @@ pub fn segment(session: &Session) -> SessionTurns {
                 .get(turn_index + 1)
                 .copied()
                 .unwrap_or(path_events.len());
-            let span: Vec<usize> = path_events[start..end].to_vec();
+            let kind = |p: usize| events[path_events[p]].kind.as_str();
+            let mut agent_end = end;
+            while agent_end > start + 1 && !AGENT_KINDS.contains(&kind(agent_end - 1)) {
+                agent_end -= 1;
+            }
+            let span_end = (agent_end..end)
+                .find(|&p| LEADING_KINDS.contains(&kind(p)))
+                .unwrap_or(end);
+            let span: Vec<usize> = path_events[start..span_end].to_vec();
             let user = &events[span[0]];
             let last = &events[span[span.len() - 1]];
             let turn_id = stable_id(&["turn", &session.session_id, &user.event_id, &last.event_id]);
@@ -683,6 +708,47 @@ pub(crate) mod tests {
         assert_eq!(cache.json_array(&[1, 2]), afresh(&[1, 2]));
         assert_eq!(cache.json_array(&[1, 2, 3, 4]), with_call);
         assert_eq!(with_call, afresh(&[1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn a_branch_summary_after_a_turn_leads_into_the_next_turn_not_the_response() {
+        // h - u1 - a1 - u2 - a2                 (abandoned)
+        //          \- summary - label - u3 - a3 (active: pi's tree navigation)
+        let s = session(vec![
+            ev("session_start", "h", None, 0, ""),
+            ev("user_message", "u1", Some("h"), 1, "first"),
+            ev("llm_call", "a1", Some("u1"), 2, "answer one"),
+            ev("user_message", "u2", Some("a1"), 3, "second"),
+            ev("llm_call", "a2", Some("u2"), 4, "answer two"),
+            ev(
+                "branch_summary",
+                "b",
+                Some("a1"),
+                5,
+                "The user explored u2.",
+            ),
+            ev("label", "l", Some("b"), 6, "retry"),
+            ev("user_message", "u3", Some("l"), 7, "third"),
+            ev("llm_call", "a3", Some("u3"), 8, "answer three"),
+        ]);
+        let t = segment(&s);
+        // The first turn is the same on both branches: stored once.
+        assert_eq!(
+            prompts(&s, &t),
+            vec![
+                ("first".into(), true),
+                ("third".into(), true),
+                ("second".into(), false)
+            ]
+        );
+        assert_eq!(t.turns[0].events, vec![1, 2]);
+        assert_eq!(
+            messages_of(&s, &t.turns[0].events[1..]),
+            vec![json!({"role": "assistant", "content": "answer one"})]
+        );
+        // The summary is the next turn's context, after the first exchange.
+        assert_eq!(t.turns[1].context, vec![1, 2, 5]);
+        assert_eq!(t.turns[0].next_user, Some(7));
     }
 
     #[test]
