@@ -288,12 +288,7 @@ impl<T> SessionCursor<T> {
         sql: &str,
         decode: DecodeRows<T>,
     ) -> Result<SessionCursor<T>, ExportError> {
-        let stream = engine
-            .frame(sql)
-            .await?
-            .execute_stream()
-            .await
-            .map_err(QueryError::from)?;
+        let stream = engine.stream(sql).await?;
         Ok(SessionCursor {
             stream,
             decode,

@@ -302,12 +302,7 @@ impl SessionTurns {
              WHERE {} ORDER BY t.session_id, t.turn_index, t.turn_id",
             filters.turns_sql()
         );
-        let stream = engine
-            .frame(&sql)
-            .await?
-            .execute_stream()
-            .await
-            .map_err(QueryError::from)?;
+        let stream = engine.stream(&sql).await?;
         Ok(SessionTurns {
             stream,
             buffered: VecDeque::new(),

@@ -109,12 +109,7 @@ pub async fn export_trl_sft_filtered(
     let mut writer = DatasetWriter::create(engine, dataset, out_dir, options, filters)?;
     // The events arrive sorted by session: each session is converted and
     // written as soon as its last event is read.
-    let mut stream = engine
-        .frame(EVENTS_QUERY)
-        .await?
-        .execute_stream()
-        .await
-        .map_err(QueryError::from)?;
+    let mut stream = engine.stream(EVENTS_QUERY).await?;
     let mut current: Option<(String, Option<String>, Vec<ConversationEvent>)> = None;
     let (mut exported, mut sessions_skipped) = (0, 0);
     let mut finish_session = |session: Option<(String, Option<String>, Vec<ConversationEvent>)>,

@@ -23,7 +23,7 @@ use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SQLOptions;
 use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use deltalake::datafusion::execution::TaskContext;
+use deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTable;
 use snapshot_table::SnapshotTable;
@@ -246,6 +246,14 @@ impl QueryEngine {
             .sql_with_options(sql, options)
             .await
             .map_err(read_only_or_sql)
+    }
+
+    /// Runs a read-only query as a stream of batches (one partition, in
+    /// the plan's output order), so a caller holds one batch at a time.
+    ///
+    /// Errors: as [`QueryEngine::frame`]; execution errors.
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
+        Ok(self.frame(sql).await?.execute_stream().await?)
     }
 
     /// Runs a read-only query and collects its rows.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::harness::{examples, public, Workspace};
+use crate::harness::{examples, export, public, Workspace};
 
 const FALLBACK_EXCERPT: &str = "openclaw-v3-local-ollama-fallback-to-codex.excerpt.jsonl";
 
@@ -477,15 +477,7 @@ fn jobs_running_beside_an_ingest_and_each_other_catch_up_to_a_full_build() {
         .expect("spawn derive");
     let derived: Value = serde_json::from_str(&ws.ok(["derive", "--json"])).expect("json");
     let out = ws.path("rl-turns");
-    let exported: Value = serde_json::from_str(&ws.ok([
-        "export",
-        "--target",
-        "rl-turns",
-        "--json",
-        "--out",
-        out.to_str().expect("utf-8 path"),
-    ]))
-    .expect("json");
+    let exported = export(&ws, "rl-turns", &out, &[]);
     ws.ok(["dedupe"]);
     for (name, child) in [("ingest", ingest), ("derive --full", other_derive)] {
         let done = child.wait_with_output().expect("wait");

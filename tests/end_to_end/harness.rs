@@ -109,3 +109,18 @@ pub fn python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }
+
+/// Runs `trajectory export --target TARGET --json --out OUT EXTRA...` and
+/// returns its JSON summary.
+pub fn export(ws: &Workspace, target: &str, out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "export",
+        "--target",
+        target,
+        "--json",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ws.ok(args)).expect("export summary")
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::harness::{examples, python, Workspace};
+use crate::harness::{examples, export, python, Workspace};
 
 const TARGETS: [&str; 7] = [
     "trl-sft",
@@ -50,19 +50,6 @@ if target == "trl-preference":
                and r["chosen"] != r["rejected"] for r in rows)
 print(json.dumps(result))
 "#;
-
-fn export(ws: &Workspace, target: &str, out: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "export",
-        "--target",
-        target,
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    serde_json::from_str(&ws.ok(args)).unwrap()
-}
 
 fn rows_of(ws: &Workspace, target: &str, name: &str, extra: &[&str]) -> i64 {
     export(ws, target, &ws.path(name), extra)["rows"]

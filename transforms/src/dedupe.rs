@@ -195,12 +195,7 @@ async fn for_each_batch(
     sql: &str,
     mut visit: impl FnMut(&RecordBatch) -> Result<(), DeriveError>,
 ) -> Result<(), DeriveError> {
-    let mut stream = engine
-        .frame(sql)
-        .await?
-        .execute_stream()
-        .await
-        .map_err(QueryError::from)?;
+    let mut stream = engine.stream(sql).await?;
     while let Some(batch) = stream.next().await {
         visit(&batch.map_err(QueryError::from)?)?;
     }
@@ -539,16 +534,13 @@ async fn write_clusters(
         .derived_writer("dedupe_clusters", Arc::clone(&schema))
         .await?;
     let mut stream = engine
-        .frame(&format!(
+        .stream(&format!(
             "SELECT s.trajectory_id, s.session_id, s.event_ids, s.ended_at, \
                     s.contaminated_by, s.contamination_ngram, r.value AS reward \
              FROM {TRAJECTORY_REWARDS} r RIGHT JOIN {SIGNATURES_TABLE} s \
                ON r.subject_id = s.trajectory_id"
         ))
-        .await?
-        .execute_stream()
-        .await
-        .map_err(QueryError::from)?;
+        .await?;
     let (mut rows, mut kept_count, mut contaminated) = (0, 0, Vec::new());
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(QueryError::from)?;

@@ -604,12 +604,7 @@ pub async fn stream_sessions(
         "{} ORDER BY session_id, part, pos, event_id",
         input_sql(sessions)
     );
-    let stream = engine
-        .frame(&sql)
-        .await?
-        .execute_stream()
-        .await
-        .map_err(trajectory_query::QueryError::from)?;
+    let stream = engine.stream(&sql).await?;
     let state = (
         stream,
         SessionRows::default(),
