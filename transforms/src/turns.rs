@@ -338,35 +338,46 @@ pub fn messages_of(session: &Session, positions: &[usize]) -> Vec<Value> {
 /// [`messages_of`], each message with the index in `positions` of the event
 /// it came from.
 pub fn positioned_messages(session: &Session, positions: &[usize]) -> Vec<(usize, Value)> {
-    // The tool calls of each entry among `positions`, in their order: one
-    // pass, so a long context costs linear time, not quadratic.
-    let mut tool_calls: HashMap<&str, Vec<usize>> = HashMap::new();
-    for &c in positions {
-        let event = &session.events[c];
-        if event.kind == "tool_call" {
-            tool_calls
-                .entry(event.entry_id.as_str())
-                .or_default()
-                .push(c);
-        }
-    }
+    let tool_calls = ToolCallIndex::new(session, positions);
     positions
         .iter()
         .enumerate()
         .filter(|(_, &i)| session.events[i].kind != "tool_call")
-        .filter_map(|(k, &i)| {
-            let event = &session.events[i];
-            let calls: &[usize] = if event.kind == "llm_call" {
-                tool_calls
-                    .get(event.entry_id.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-            } else {
-                &[]
-            };
-            message_of(session, i, calls).map(|m| (k, m))
-        })
+        .filter_map(|(k, &i)| message_of(session, i, tool_calls.of(i)).map(|m| (k, m)))
         .collect()
+}
+
+/// The tool calls among a list of positions, by entry, in list order: an
+/// assistant message's calls found in one pass over the list, so a long
+/// context costs linear time, not quadratic.
+struct ToolCallIndex<'a> {
+    session: &'a Session,
+    by_entry: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> ToolCallIndex<'a> {
+    fn new(session: &'a Session, positions: &[usize]) -> ToolCallIndex<'a> {
+        let mut by_entry: HashMap<&str, Vec<usize>> = HashMap::new();
+        for &c in positions {
+            let event = &session.events[c];
+            if event.kind == "tool_call" {
+                by_entry.entry(event.entry_id.as_str()).or_default().push(c);
+            }
+        }
+        ToolCallIndex { session, by_entry }
+    }
+
+    /// The tool calls of the event at `i` (an LLM call's; none otherwise).
+    fn of(&self, i: usize) -> &[usize] {
+        let event = &self.session.events[i];
+        if event.kind != "llm_call" {
+            return &[];
+        }
+        self.by_entry
+            .get(event.entry_id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
 }
 
 /// The messages of one session serialised once each: a turn's context
@@ -393,31 +404,14 @@ impl<'a> SessionMessages<'a> {
     /// (byte for byte what serde_json writes for it), and its length.
     pub fn json_array(&mut self, positions: &[usize]) -> (String, usize) {
         let session = self.session;
-        let mut tool_calls: HashMap<&str, Vec<usize>> = HashMap::new();
-        for &c in positions {
-            let event = &session.events[c];
-            if event.kind == "tool_call" {
-                tool_calls
-                    .entry(event.entry_id.as_str())
-                    .or_default()
-                    .push(c);
-            }
-        }
+        let tool_calls = ToolCallIndex::new(session, positions);
         let mut out = String::from("[");
         let mut count = 0;
         for &i in positions {
-            let event = &session.events[i];
-            if event.kind == "tool_call" {
+            if session.events[i].kind == "tool_call" {
                 continue;
             }
-            let calls: &[usize] = if event.kind == "llm_call" {
-                tool_calls
-                    .get(event.entry_id.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-            } else {
-                &[]
-            };
+            let calls = tool_calls.of(i);
             let fresh = match self.texts.get(&i) {
                 Some((built_with, _)) => built_with.as_slice() != calls,
                 None => true,
