@@ -24,6 +24,7 @@ pub mod openai_sft;
 pub mod openclaw_rl;
 pub mod preference;
 pub mod rl_turns;
+mod session_cursor;
 pub mod shards;
 pub mod training;
 pub mod trl;

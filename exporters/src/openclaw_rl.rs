@@ -50,20 +50,18 @@
 //! lineage goes through a file. Records of a session are built call by
 //! call, so a long session's histories are never all in memory at once.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use arrow::record_batch::RecordBatch;
 use chrono::DateTime;
-use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use trajectory_query::{QueryEngine, QueryError};
+use trajectory_query::QueryEngine;
 use trajectory_transforms::session_plan::stream_sessions;
 use trajectory_transforms::transcript::{Session, SideEvent};
 use trajectory_transforms::turns::{self, message_of, positioned_messages};
@@ -71,6 +69,7 @@ use trajectory_transforms::turns::{self, message_of, positioned_messages};
 use crate::columns;
 use crate::filters::ExportFilters;
 use crate::manifest::{ExportManifest, LineageSpool, ManifestWriter};
+use crate::session_cursor::{SessionCursor, SessionKeyed};
 use crate::shards::ShardInfo;
 use crate::training::require_derived_tables;
 use crate::{ExportError, ExportOptions, ExportSummary};
@@ -128,12 +127,6 @@ type Signal = (String, f64, f64, String);
 
 /// Process signals of one LLM call.
 type CallSignals = Vec<Signal>;
-
-/// Rows of a query keyed by their session id.
-type SessionKeyed<T> = Vec<(String, T)>;
-
-/// Decodes one batch of a [`SessionCursor`]'s query.
-type DecodeRows<T> = fn(&RecordBatch) -> Result<SessionKeyed<T>, ExportError>;
 
 /// A turn's index, its context-then-events positions, and their messages.
 type TurnMessages = (usize, Vec<usize>, Vec<(usize, Value)>);
@@ -268,76 +261,6 @@ fn decode_signals(batch: &RecordBatch) -> Result<SessionKeyed<(String, Signal)>,
             (text(&sessions, k), (text(&calls, k), signal))
         })
         .collect())
-}
-
-/// The rows of a query ordered by `session_id`, handed out one session at a
-/// time in step with the log's session stream (same order: bytewise).
-struct SessionCursor<T> {
-    stream: SendableRecordBatchStream,
-    decode: DecodeRows<T>,
-    pending: VecDeque<(String, T)>,
-    done: bool,
-}
-
-impl<T> SessionCursor<T> {
-    /// Plans `sql` (its first column `session_id`, rows ordered by it).
-    ///
-    /// Errors: planning errors (a bad `--where`).
-    async fn open(
-        engine: &QueryEngine,
-        sql: &str,
-        decode: DecodeRows<T>,
-    ) -> Result<SessionCursor<T>, ExportError> {
-        let stream = engine.stream(sql).await?;
-        Ok(SessionCursor {
-            stream,
-            decode,
-            pending: VecDeque::new(),
-            done: false,
-        })
-    }
-
-    /// Reads the first batch (which runs the plan's sort to its end).
-    async fn fill(&mut self) -> Result<(), ExportError> {
-        if self.pending.is_empty() && !self.done {
-            self.read_batch().await?;
-        }
-        Ok(())
-    }
-
-    async fn read_batch(&mut self) -> Result<(), ExportError> {
-        match self.stream.next().await {
-            Some(batch) => {
-                let batch = batch.map_err(QueryError::from)?;
-                self.pending.extend((self.decode)(&batch)?);
-            }
-            None => self.done = true,
-        }
-        Ok(())
-    }
-
-    /// The rows of `session_id`, in order; rows of sessions before it (with
-    /// no events in the log) are passed over.
-    ///
-    /// Errors: query and decoding errors.
-    async fn take(&mut self, session_id: &str) -> Result<Vec<T>, ExportError> {
-        let mut out = Vec::new();
-        loop {
-            while let Some((session, _)) = self.pending.front() {
-                match session.as_str().cmp(session_id) {
-                    Ordering::Less => {
-                        self.pending.pop_front();
-                    }
-                    Ordering::Equal => out.extend(self.pending.pop_front().map(|(_, row)| row)),
-                    Ordering::Greater => return Ok(out),
-                }
-            }
-            if self.done {
-                return Ok(out);
-            }
-            self.read_batch().await?;
-        }
-    }
 }
 
 /// One LLM call as a request the proxy would have seen; its messages are

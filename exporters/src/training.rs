@@ -25,7 +25,7 @@
 //! exist (run `trajectory derive` first; the exporter never derives on its
 //! own, so an export cannot silently rewrite tables other jobs read).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 
 use arrow::datatypes::SchemaRef;
@@ -40,6 +40,7 @@ use crate::filters::SPLIT_RULE;
 pub use crate::filters::{split_of, ExportFilters};
 use crate::manifest::ExportManifest;
 use crate::messages::strip_nulls;
+use crate::session_cursor::{SessionCursor, SessionKeyed};
 use crate::{grpo, kto, openai_dpo, openai_sft, preference, rl_turns};
 use crate::{ExportError, ExportOptions, ExportSummary};
 
@@ -260,11 +261,71 @@ pub(crate) struct Dataset<'a> {
 /// id): a streaming plan (its sort spills under the engine's memory pool),
 /// so memory is one batch plus the largest session. The per-turn rewards
 /// are the join's build side (`s RIGHT JOIN turns`): a hash join holds its
-/// left input whole, and `turns` carries every turn's context.
+/// left input whole.
+///
+/// Contexts are rebuilt from a second plan read in step, the context chain
+/// of every turn of the same sessions (`context_prefix_turn_id`,
+/// `context_tail`): a filter can keep a turn and drop the turn its context
+/// starts with.
 pub(crate) struct SessionTurns {
     stream: SendableRecordBatchStream,
     buffered: VecDeque<Turn>,
     done: bool,
+    chains: SessionCursor<ContextLink>,
+}
+
+/// One turn's link in its session's context chain: its context is the
+/// context of `prefix` (none: empty) followed by the messages of `tail`.
+struct ContextLink {
+    turn_id: String,
+    prefix: Option<String>,
+    tail: String,
+}
+
+/// Decodes a batch of the context-chain query.
+fn decode_links(batch: &RecordBatch) -> Result<SessionKeyed<ContextLink>, ExportError> {
+    let sessions = crate::columns::strings(batch, "session_id")?;
+    let turns = crate::columns::strings(batch, "turn_id")?;
+    let prefixes = crate::columns::strings(batch, "context_prefix_turn_id")?;
+    let tails = crate::columns::strings(batch, "context_tail")?;
+    let text = |array: &arrow::array::StringArray, k| crate::columns::value(array, k);
+    Ok((0..batch.num_rows())
+        .map(|k| {
+            let link = ContextLink {
+                turn_id: text(&turns, k).unwrap_or_default(),
+                prefix: text(&prefixes, k),
+                tail: text(&tails, k).unwrap_or_default(),
+            };
+            (text(&sessions, k).unwrap_or_default(), link)
+        })
+        .collect())
+}
+
+/// The context of every turn of one session's chain (in turn order, so a
+/// prefix comes before the turns that extend it).
+///
+/// Errors: [`ExportError::Internal`] for a tail that is not a JSON array or
+/// a prefix that is not an earlier turn of the session.
+fn rebuild_contexts(links: Vec<ContextLink>) -> Result<HashMap<String, Vec<Value>>, ExportError> {
+    let mut contexts: HashMap<String, Vec<Value>> = HashMap::with_capacity(links.len());
+    for link in links {
+        let mut context = match &link.prefix {
+            Some(prefix) => contexts.get(prefix).cloned().ok_or_else(|| {
+                ExportError::Internal(format!(
+                    "turn {}: its context prefix turn {prefix} is not an earlier turn of its \
+                     session (rebuild the derived tables with `trajectory derive --full`)",
+                    link.turn_id
+                ))
+            })?,
+            None => Vec::new(),
+        };
+        let tail: Vec<Value> = serde_json::from_str(&link.tail).map_err(|e| {
+            ExportError::Internal(format!("turn {}: context_tail: {e}", link.turn_id))
+        })?;
+        context.extend(tail);
+        contexts.insert(link.turn_id, context);
+    }
+    Ok(contexts)
 }
 
 impl SessionTurns {
@@ -295,7 +356,7 @@ impl SessionTurns {
              s AS (SELECT coalesce(r.turn_id, g.turn_id) AS turn_id, r.reward, r.advantage, \
                g.signals FROM r FULL JOIN g ON g.turn_id = r.turn_id) \
              SELECT t.turn_id, t.session_id, t.agent_id, t.turn_index, t.parent_entry_id, \
-               t.user_event_id, t.on_active_branch, t.prompt_hash, t.context, t.prompt, \
+               t.user_event_id, t.on_active_branch, t.prompt_hash, t.prompt, \
                t.responses, t.next_state, t.next_state_role, t.provider, t.model, t.locality, \
                t.event_ids, s.reward, s.advantage, s.signals \
              FROM s RIGHT JOIN {turns_source} t ON s.turn_id = t.turn_id \
@@ -303,10 +364,23 @@ impl SessionTurns {
             filters.turns_sql()
         );
         let stream = engine.stream(&sql).await?;
+        let chain_columns = "c.session_id, c.turn_id, c.context_prefix_turn_id, c.context_tail";
+        let chain_order = "ORDER BY c.session_id, c.turn_index, c.turn_id";
+        let chains_sql = match (filters.turns_sql().as_str(), turns_source) {
+            ("TRUE", "turns") => format!("SELECT {chain_columns} FROM turns c {chain_order}"),
+            // The sessions kept are the join's small build side.
+            (kept, source) => format!(
+                "SELECT {chain_columns} FROM \
+                   (SELECT DISTINCT t.session_id FROM {source} t WHERE {kept}) k \
+                 JOIN turns c ON c.session_id = k.session_id {chain_order}"
+            ),
+        };
+        let chains = SessionCursor::open(engine, &chains_sql, decode_links).await?;
         Ok(SessionTurns {
             stream,
             buffered: VecDeque::new(),
             done: false,
+            chains,
         })
     }
 
@@ -314,6 +388,27 @@ impl SessionTurns {
     ///
     /// Errors: query and decoding errors.
     pub(crate) async fn next_session(&mut self) -> Result<Option<Vec<Turn>>, ExportError> {
+        let Some(mut session) = self.next_session_rows().await? else {
+            return Ok(None);
+        };
+        if let Some(first) = session.first() {
+            let session_id = first.session_id.clone();
+            let contexts = rebuild_contexts(self.chains.take(&session_id).await?)?;
+            for turn in &mut session {
+                turn.context = contexts.get(&turn.turn_id).cloned().ok_or_else(|| {
+                    ExportError::Internal(format!(
+                        "turn {} has no context chain (rebuild the derived tables with \
+                         `trajectory derive --full`)",
+                        turn.turn_id
+                    ))
+                })?;
+            }
+        }
+        Ok(Some(session))
+    }
+
+    /// The next session's rows of the turns query, contexts still empty.
+    async fn next_session_rows(&mut self) -> Result<Option<Vec<Turn>>, ExportError> {
         let mut session: Vec<Turn> = Vec::new();
         loop {
             while let Some(front) = self.buffered.front() {
@@ -442,7 +537,7 @@ fn turns_of(batch: &RecordBatch) -> Result<Vec<Turn>, ExportError> {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             prompt_hash: text("prompt_hash"),
-            context: messages("context"),
+            context: Vec::new(),
             prompt: text("prompt").unwrap_or_default(),
             responses: messages("responses"),
             next_state: text("next_state"),

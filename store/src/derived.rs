@@ -7,13 +7,14 @@
 //! that `trajectory erase` can remove everything derived from erased events.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{Action, Add, MetadataExt, StructType};
-use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt};
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::file::metadata::ParquetMetaDataReader;
@@ -160,6 +161,8 @@ pub struct DerivedTableWriter {
     name: String,
     schema: SchemaRef,
     writer: RecordBatchWriter,
+    /// The table's object store, to hash closed segments.
+    store: Arc<dyn ObjectStore>,
     adds: Vec<Add>,
     rows: usize,
     /// Arrow bytes written into the open segment.
@@ -184,9 +187,25 @@ impl DerivedTableWriter {
         // table of wide rows (a turn carries its context) never waits in
         // memory whole.
         if self.open_bytes as u64 >= DERIVED_SEGMENT_BYTES {
-            self.adds.extend(self.writer.flush().await?);
-            self.open_bytes = 0;
+            self.close_segment().await?;
         }
+        Ok(())
+    }
+
+    /// Closes the open segment (if any) and records the sha256 of every
+    /// segment closed so far, here rather than at the commit: the writers
+    /// of a plan's partitions hash on their own cores.
+    ///
+    /// Errors: Parquet or object-store errors.
+    pub async fn finish(&mut self) -> Result<(), StoreError> {
+        self.close_segment().await
+    }
+
+    async fn close_segment(&mut self) -> Result<(), StoreError> {
+        let mut closed = self.writer.flush().await?;
+        tag_sha256(self.store.as_ref(), &mut closed).await?;
+        self.adds.extend(closed);
+        self.open_bytes = 0;
         Ok(())
     }
 
@@ -220,13 +239,32 @@ impl EventStore {
     ) -> Result<DerivedTableWriter, StoreError> {
         check_derived(name, &schema)?;
         let table = self.ensure_table(name, &schema, &[]).await?;
-        let writer = RecordBatchWriter::for_table(&table)?
+        let current = table_arrow_schema(&table)?;
+        let same_columns = current
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .eq(schema.fields().iter().map(|f| f.name()));
+        let writer = if same_columns {
+            RecordBatchWriter::for_table(&table)?
+        } else {
+            // A new job version with other columns: the segments take the
+            // new schema, and the commit (a full rebuild) records it.
+            RecordBatchWriter::try_new(
+                self.location().table_url(name).as_str(),
+                schema.clone(),
+                None,
+                Some(self.location().storage_options()),
+            )?
+        };
+        let writer = writer
             .with_writer_properties(segment_writer_properties(SegmentEncoding::Derived)?)
             .with_target_file_size(DERIVED_SEGMENT_BYTES);
         Ok(DerivedTableWriter {
             name: name.to_string(),
             schema,
             writer,
+            store: table.object_store(),
             adds: Vec::new(),
             rows: 0,
             open_bytes: 0,
@@ -274,17 +312,21 @@ impl EventStore {
                     "derived table {name} disappeared while it was written"
                 )));
             };
-            let store = table.object_store();
-            for add in &mut adds {
-                let tags = add.tags.get_or_insert_with(HashMap::new);
-                if !tags.contains_key(SHA256_TAG) {
-                    let sha256 = hash_segment(store.as_ref(), &add.path).await?.0;
-                    tags.insert(SHA256_TAG.to_string(), Some(sha256));
-                }
-            }
+            tag_sha256(table.object_store().as_ref(), &mut adds).await?;
             let mut actions = Vec::new();
             let current = table_arrow_schema(&table)?;
             if current.fields() != schema.fields() {
+                let renamed = !current
+                    .fields()
+                    .iter()
+                    .map(|f| f.name())
+                    .eq(schema.fields().iter().map(|f| f.name()));
+                if renamed && matches!(replace, DerivedReplace::Sessions(_)) {
+                    return Err(StoreError::InvalidTable(format!(
+                        "{name}: new columns need a full rebuild, not a replacement of some \
+                         sessions' rows (run `trajectory derive --full`)"
+                    )));
+                }
                 let kernel: StructType = schema.as_ref().try_into_kernel()?;
                 let metadata =
                     MetadataExt::with_schema(table.snapshot()?.metadata().clone(), &kernel)
@@ -372,6 +414,21 @@ impl EventStore {
             "could not commit {name}: too many concurrent commits"
         ))))
     }
+}
+
+/// Records the sha256 of each segment in `adds` that has none yet (tag
+/// [`SHA256_TAG`]), reading it back from `store`.
+///
+/// Errors: object-store errors.
+async fn tag_sha256(store: &dyn ObjectStore, adds: &mut [Add]) -> Result<(), StoreError> {
+    for add in adds {
+        let tags = add.tags.get_or_insert_with(HashMap::new);
+        if !tags.contains_key(SHA256_TAG) {
+            let sha256 = hash_segment(store, &add.path).await?.0;
+            tags.insert(SHA256_TAG.to_string(), Some(sha256));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `name` is a derived table and `schema` has the lineage columns.

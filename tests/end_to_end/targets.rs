@@ -542,6 +542,44 @@ print(json.dumps(r))
 
     let all = rows_of(&ws, "rl-turns", "all", &[]);
     let count = |sql: &str| ws.count(sql);
+    // Contexts are stored as chains (a prefix turn plus a tail): a filter
+    // that drops the earlier turns of a session still gives each kept turn
+    // its whole context, the one the unfiltered export gives, as long as
+    // the stored message count says.
+    let later = ws.path("later");
+    export(&ws, "rl-turns", &later, &["--where", "t.turn_index >= 1"]);
+    let counts = ws.sql("SELECT turn_id, context_messages FROM turns ORDER BY turn_id");
+    let checked = python(
+        r#"
+import json, sys, glob, os
+import pyarrow.parquet as pq
+def contexts(out):
+    r = {}
+    for f in glob.glob(os.path.join(out, "data", "*.parquet")):
+        for row in pq.read_table(f, columns=["turn_id", "context"]).to_pylist():
+            r[row["turn_id"]] = row["context"]
+    return r
+full, later = contexts(sys.argv[1]), contexts(sys.argv[2])
+counts = {r["turn_id"]: r["context_messages"] for r in json.loads(sys.argv[3])}
+assert later and set(later) < set(full), (len(later), len(full))
+for turn, context in later.items():
+    assert context == full[turn], turn
+for turn, context in full.items():
+    # rl-turns' context is the turn's context and its user message.
+    assert len(context) == counts[turn] + 1, (turn, len(context), counts[turn])
+print(json.dumps({"kept": len(later), "longest": max(len(c) for c in later.values())}))
+"#,
+        &[
+            ws.path("all").to_str().unwrap(),
+            later.to_str().unwrap(),
+            &serde_json::to_string(&counts).unwrap(),
+        ],
+    );
+    let checked: Value = serde_json::from_str(&checked).unwrap();
+    assert!(
+        checked["longest"].as_i64().unwrap() > 2,
+        "a kept turn carries its predecessors' messages: {checked}"
+    );
     assert_eq!(
         rows_of(&ws, "rl-turns", "cloud", &["--locality", "cloud"]),
         count("SELECT count(*) FROM turns WHERE locality = 'cloud'")

@@ -306,6 +306,9 @@ async fn write_partition(
             sessions += markers.num_rows();
         }
     }
+    for writer in &mut writers {
+        writer.finish().await?;
+    }
     Ok(PartitionOutput {
         writers,
         groups,

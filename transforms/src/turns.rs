@@ -30,7 +30,7 @@ use crate::user_text::prompt_hash;
 use crate::DeriveError;
 
 /// Version of the turn segmentation; bumped when the same events give other rows.
-pub const TURNS_JOB_VERSION: &str = "turns-v2";
+pub const TURNS_JOB_VERSION: &str = "turns-v3";
 
 /// Kinds the agent's side of a turn is made of.
 const AGENT_KINDS: &[&str] = &["llm_call", "tool_call", "tool_result", "injected_message"];
@@ -81,6 +81,12 @@ pub struct Turn {
     /// Conversational events before the user message on the branch, from the
     /// latest compaction on (what the model saw, approximately).
     pub context: Vec<usize>,
+    /// The turn (index into [`SessionTurns::turns`], always an earlier one)
+    /// whose `context` is the first part of this one's: the previous turn on
+    /// the branch, unless a compaction restarted the context in between.
+    /// The `turns` table stores a context as that turn's id plus the
+    /// messages after it (`context_prefix_turn_id`, `context_tail`).
+    pub context_prefix: Option<usize>,
     /// The next user message on the branch, if any.
     pub next_user: Option<usize>,
 }
@@ -219,6 +225,7 @@ pub fn segment(session: &Session) -> SessionTurns {
             .collect();
         let mut context_start = 0;
         let mut scanned = 0;
+        let mut previous: Option<usize> = None;
         for (turn_index, &start) in user_positions.iter().enumerate() {
             for p in scanned..start {
                 if events[path_events[p]].kind == "compaction" {
@@ -244,13 +251,19 @@ pub fn segment(session: &Session) -> SessionTurns {
             let turn_id = stable_id(&["turn", &session.session_id, &user.event_id, &last.event_id]);
             if let Some(&known) = seen.get(&turn_id) {
                 order.push(known);
+                previous = Some(known);
                 continue;
             }
-            let context = path_events[context_start..start]
+            let context: Vec<usize> = path_events[context_start..start]
                 .iter()
                 .copied()
                 .filter(|&i| MESSAGE_KINDS.contains(&events[i].kind.as_str()))
                 .collect();
+            let context_prefix = previous.filter(|&p| {
+                let before = &result.turns[p].context;
+                !before.is_empty() && context.starts_with(before)
+            });
+            previous = Some(result.turns.len());
             seen.insert(turn_id.clone(), result.turns.len());
             order.push(result.turns.len());
             result.turns.push(Turn {
@@ -261,6 +274,7 @@ pub fn segment(session: &Session) -> SessionTurns {
                 parent_entry_id: user.parent_id.clone(),
                 events: span,
                 context,
+                context_prefix,
                 next_user: (end < path_events.len()).then(|| path_events[end]),
             });
         }
@@ -403,11 +417,22 @@ impl<'a> SessionMessages<'a> {
     /// [`messages_of`]`(session, positions)` as compact JSON array text
     /// (byte for byte what serde_json writes for it), and its length.
     pub fn json_array(&mut self, positions: &[usize]) -> (String, usize) {
+        self.json_array_from(positions, 0)
+    }
+
+    /// The messages of `positions[from..]` as [`SessionMessages::json_array`]
+    /// writes them, and their count. Where `from` does not fall between an
+    /// LLM call and its tool calls (a context cut at a turn's user message),
+    /// the whole list's array is the array of `positions[..from]` followed
+    /// by this one's elements.
+    pub fn json_array_from(&mut self, positions: &[usize], from: usize) -> (String, usize) {
         let session = self.session;
-        let tool_calls = ToolCallIndex::new(session, positions);
+        // An LLM call's tool calls are its entry's, right after it: a list
+        // cut before a user message (a context prefix) never splits them.
+        let tool_calls = ToolCallIndex::new(session, &positions[from.min(positions.len())..]);
         let mut out = String::from("[");
         let mut count = 0;
-        for &i in positions {
+        for &i in positions.iter().skip(from) {
             if session.events[i].kind == "tool_call" {
                 continue;
             }
@@ -449,7 +474,8 @@ pub fn turns_schema() -> SchemaRef {
         Field::new("ended_at", timestamp_type(), false),
         text("prompt", false),
         text("prompt_hash", false),
-        text("context", false),
+        text("context_prefix_turn_id", true),
+        text("context_tail", false),
         Field::new("context_messages", DataType::Int64, false),
         text("responses", false),
         text("next_state", true),
@@ -474,7 +500,8 @@ pub fn turns_schema() -> SchemaRef {
 struct TurnRow<'a> {
     session: &'a Session,
     turn: &'a Turn,
-    context: String,
+    context_prefix_turn_id: Option<&'a str>,
+    context_tail: String,
     context_messages: i64,
     responses: String,
     last_call: Option<&'a TranscriptEvent>,
@@ -492,12 +519,19 @@ impl<'a> TurnRow<'a> {
         &self.session.events[i]
     }
 
+    /// The row of `turn`; `prefix_messages` is the `context_messages` of
+    /// its context prefix turn (0 without one).
     fn new(
         session: &'a Session,
+        turns: &'a SessionTurns,
         turn: &'a Turn,
+        prefix_messages: i64,
         messages: &mut SessionMessages<'a>,
     ) -> TurnRow<'a> {
-        let (context, context_messages) = messages.json_array(&turn.context);
+        let prefix = turn.context_prefix.map(|p| &turns.turns[p]);
+        let from = prefix.map_or(0, |p| p.context.len());
+        let (context_tail, tail_messages) = messages.json_array_from(&turn.context, from);
+        let context_messages = prefix_messages + tail_messages as i64;
         let (responses, _) = messages.json_array(&turn.events[1..]);
         let of_kind = |kind: &'a str| {
             turn.events
@@ -508,8 +542,9 @@ impl<'a> TurnRow<'a> {
         TurnRow {
             session,
             turn,
-            context_messages: context_messages as i64,
-            context,
+            context_messages,
+            context_prefix_turn_id: prefix.map(|p| p.turn_id.as_str()),
+            context_tail,
             responses,
             last_call: of_kind("llm_call").next_back(),
             llm_calls: of_kind("llm_call").count() as i64,
@@ -536,12 +571,19 @@ pub fn turns_batch(
     let mut rows: Vec<TurnRow<'_>> = Vec::new();
     for (session, turns) in sessions {
         let mut messages = SessionMessages::new(session);
-        rows.extend(
-            turns
-                .turns
-                .iter()
-                .map(|t| TurnRow::new(session, t, &mut messages)),
-        );
+        let first = rows.len();
+        for turn in &turns.turns {
+            let prefix_messages = turn
+                .context_prefix
+                .map_or(0, |p| rows[first + p].context_messages);
+            rows.push(TurnRow::new(
+                session,
+                turns,
+                turn,
+                prefix_messages,
+                &mut messages,
+            ));
+        }
     }
     let next = |r: &TurnRow<'_>| r.turn.next_state(r.session);
     let columns = vec![
@@ -575,7 +617,8 @@ pub fn turns_batch(
                 .iter()
                 .map(|h| Some(h.as_str())),
         ),
-        utf8(rows.iter().map(|r| Some(r.context.as_str()))),
+        utf8(rows.iter().map(|r| r.context_prefix_turn_id)),
+        utf8(rows.iter().map(|r| Some(r.context_tail.as_str()))),
         int64(rows.iter().map(|r| Some(r.context_messages))),
         utf8(rows.iter().map(|r| Some(r.responses.as_str()))),
         utf8(
@@ -621,6 +664,7 @@ pub fn turns_batch(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use arrow::array::{Array, AsArray};
 
     /// A transcript event for tests: `kind`, entry `id`, `parent`, `seq`, text.
     pub(crate) fn ev(
@@ -702,6 +746,72 @@ pub(crate) mod tests {
         assert_eq!(cache.json_array(&[1, 2]), afresh(&[1, 2]));
         assert_eq!(cache.json_array(&[1, 2, 3, 4]), with_call);
         assert_eq!(with_call, afresh(&[1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn a_context_is_its_prefix_turns_context_then_its_tail() {
+        // h - u1 - a1 - u2 - a2 - u3 - a3 - compaction - u4 - a4
+        //                   \- u5 - a5 (an edit of u3: a second branch)
+        let s = session(vec![
+            ev("session_start", "h", None, 0, ""),
+            ev("user_message", "u1", Some("h"), 1, "first"),
+            ev("llm_call", "a1", Some("u1"), 2, "one"),
+            ev("user_message", "u2", Some("a1"), 3, "second"),
+            ev("llm_call", "a2", Some("u2"), 4, "two"),
+            ev("user_message", "u3", Some("a2"), 5, "third"),
+            ev("llm_call", "a3", Some("u3"), 6, "three"),
+            ev("compaction", "c", Some("a3"), 7, "summary so far"),
+            ev("user_message", "u4", Some("c"), 8, "fourth"),
+            ev("llm_call", "a4", Some("u4"), 9, "four"),
+            ev("user_message", "u5", Some("a2"), 10, "third, edited"),
+            ev("llm_call", "a5", Some("u5"), 11, "five"),
+        ]);
+        let t = segment(&s);
+        let batch = turns_batch(&[(&s, &t)], 1).unwrap();
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone()
+        };
+        let (ids, prefixes, tails) = (
+            column("turn_id"),
+            column("context_prefix_turn_id"),
+            column("context_tail"),
+        );
+        let counts = batch
+            .column_by_name("context_messages")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone();
+        let mut rebuilt: HashMap<String, Vec<Value>> = HashMap::new();
+        for (k, turn) in t.turns.iter().enumerate() {
+            let mut context = match prefixes.is_valid(k) {
+                true => rebuilt[prefixes.value(k)].clone(),
+                false => Vec::new(),
+            };
+            let tail: Vec<Value> = serde_json::from_str(tails.value(k)).unwrap();
+            context.extend(tail);
+            assert_eq!(context, messages_of(&s, &turn.context), "turn {k}");
+            assert_eq!(counts.value(k), context.len() as i64);
+            rebuilt.insert(ids.value(k).to_string(), context);
+        }
+        let text = |k: usize| s.events[t.turns[k].user()].text_or_empty().to_string();
+        let by_text = |x: &str| (0..t.turns.len()).find(|&k| text(k) == x).unwrap();
+        let prefix_of = |x: &str| t.turns[by_text(x)].context_prefix.map(text);
+        assert_eq!(prefix_of("first"), None, "nothing before the first turn");
+        assert_eq!(prefix_of("second"), None, "the first turn's context is empty");
+        assert_eq!(prefix_of("third").as_deref(), Some("second"));
+        assert_eq!(
+            prefix_of("fourth"),
+            None,
+            "the compaction restarted the context"
+        );
+        assert_eq!(prefix_of("third, edited").as_deref(), Some("second"));
+        // A tail holds only what is new: the previous exchange.
+        let tail: Vec<Value> = serde_json::from_str(tails.value(by_text("third"))).unwrap();
+        assert_eq!(tail.len(), 2, "{tail:?}");
     }
 
     #[test]

@@ -13,6 +13,28 @@ use regex::Regex;
 
 /// Normalised text: lowercase words separated by single spaces.
 pub fn normalise(text: &str) -> String {
+    if text.is_ascii() {
+        // The same result in one pass, without the lowercased copy.
+        let mut out = String::with_capacity(text.len());
+        let mut pending_space = false;
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'\'' {
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(b.to_ascii_lowercase() as char);
+            } else {
+                pending_space = true;
+            }
+        }
+        return out;
+    }
+    normalise_unicode(text)
+}
+
+/// [`normalise`] for any text (Unicode lowercase, `’` folded).
+fn normalise_unicode(text: &str) -> String {
     let lowered = text.to_lowercase().replace('’', "'");
     let mut out = String::with_capacity(lowered.len());
     let mut pending_space = false;
@@ -45,16 +67,61 @@ pub fn shingles(text: &str, k: usize) -> HashSet<String> {
     words.windows(k).map(|w| w.join(" ")).collect()
 }
 
-/// Jaccard similarity |A∩B| / |A∪B| of the word `k`-shingles of `a` and `b`,
-/// in [0, 1]; 0 when either has no word.
+/// Jaccard similarity |A∩B| / |A∪B| of the word `k`-shingles of `a` and `b`
+/// (the sets [`shingles`] gives), in [0, 1]; 0 when either has no word.
+///
+/// Computed on slices of the normalised texts, sorted and merged: no
+/// shingle is allocated (the reward rules call it once per LLM call).
 pub fn jaccard(a: &str, b: &str, k: usize) -> f64 {
-    let (a, b) = (shingles(a, k), shingles(b, k));
+    let (a, b) = (normalise(a), normalise(b));
+    let (a, b) = (shingle_slices(&a, k), shingle_slices(&b, k));
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let intersection = a.intersection(&b).count();
+    let (mut i, mut j, mut intersection) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                intersection += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
     let union = a.len() + b.len() - intersection;
     intersection as f64 / union as f64
+}
+
+/// The distinct word `k`-shingles of `normalised` (output of [`normalise`]:
+/// words joined by single spaces), sorted: each is a slice of it, since `k`
+/// consecutive words are contiguous there. Fewer than `k` words give the
+/// whole text; none give nothing.
+fn shingle_slices(normalised: &str, k: usize) -> Vec<&str> {
+    if normalised.is_empty() {
+        return Vec::new();
+    }
+    let k = k.max(1);
+    let mut bounds = Vec::new();
+    let mut start = 0;
+    for (i, byte) in normalised.bytes().enumerate() {
+        if byte == b' ' {
+            bounds.push((start, i));
+            start = i + 1;
+        }
+    }
+    bounds.push((start, normalised.len()));
+    if bounds.len() < k {
+        return vec![normalised];
+    }
+    let mut out: Vec<&str> = bounds
+        .windows(k)
+        .map(|w| &normalised[w[0].0..w[k - 1].1])
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Shingle size used for re-ask similarity.
@@ -134,6 +201,20 @@ mod tests {
     }
 
     #[test]
+    fn ascii_texts_normalise_as_the_unicode_path_does() {
+        for text in [
+            "Hello, World!",
+            "  it's OK_2  go\t\nnow ",
+            "",
+            "!!!",
+            "A1b2 C3'd'",
+        ] {
+            assert_eq!(normalise(text), normalise_unicode(text), "{text:?}");
+        }
+        assert_eq!(normalise("It’s ÉTÉ"), "it's été");
+    }
+
+    #[test]
     fn jaccard_of_identical_texts_is_one_and_of_disjoint_zero() {
         assert_eq!(
             jaccard("list the files here", "List the files, here!", 2),
@@ -145,6 +226,33 @@ mod tests {
         assert!((jaccard("a b c d", "a b c e", 2) - 0.5).abs() < 1e-12);
         // One word each: the whole text is one shingle.
         assert_eq!(jaccard("hello", "hello", 2), 1.0);
+    }
+
+    #[test]
+    fn jaccard_equals_the_ratio_of_the_shingle_sets() {
+        let texts = [
+            "the cat sat on the mat, the cat sat",
+            "The cat sat on a mat",
+            "cat",
+            "Cat!",
+            "  ",
+            "héllo wörld héllo wörld again",
+            "hello world",
+            "a b a b a b",
+        ];
+        for a in texts {
+            for b in texts {
+                for k in 1..4 {
+                    let (sa, sb) = (shingles(a, k), shingles(b, k));
+                    let expected = if sa.is_empty() || sb.is_empty() {
+                        0.0
+                    } else {
+                        sa.intersection(&sb).count() as f64 / sa.union(&sb).count() as f64
+                    };
+                    assert_eq!(jaccard(a, b, k), expected, "{a:?} vs {b:?}, k = {k}");
+                }
+            }
+        }
     }
 
     #[test]
