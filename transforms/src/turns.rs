@@ -801,7 +801,11 @@ pub(crate) mod tests {
         let by_text = |x: &str| (0..t.turns.len()).find(|&k| text(k) == x).unwrap();
         let prefix_of = |x: &str| t.turns[by_text(x)].context_prefix.map(text);
         assert_eq!(prefix_of("first"), None, "nothing before the first turn");
-        assert_eq!(prefix_of("second"), None, "the first turn's context is empty");
+        assert_eq!(
+            prefix_of("second"),
+            None,
+            "the first turn's context is empty"
+        );
         assert_eq!(prefix_of("third").as_deref(), Some("second"));
         assert_eq!(
             prefix_of("fourth"),
