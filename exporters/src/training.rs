@@ -393,9 +393,9 @@ impl SessionTurns {
         };
         if let Some(first) = session.first() {
             let session_id = first.session_id.clone();
-            let contexts = rebuild_contexts(self.chains.take(&session_id).await?)?;
+            let mut contexts = rebuild_contexts(self.chains.take(&session_id).await?)?;
             for turn in &mut session {
-                turn.context = contexts.get(&turn.turn_id).cloned().ok_or_else(|| {
+                turn.context = contexts.remove(&turn.turn_id).ok_or_else(|| {
                     ExportError::Internal(format!(
                         "turn {} has no context chain (rebuild the derived tables with \
                          `trajectory derive --full`)",

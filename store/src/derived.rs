@@ -239,13 +239,7 @@ impl EventStore {
     ) -> Result<DerivedTableWriter, StoreError> {
         check_derived(name, &schema)?;
         let table = self.ensure_table(name, &schema, &[]).await?;
-        let current = table_arrow_schema(&table)?;
-        let same_columns = current
-            .fields()
-            .iter()
-            .map(|f| f.name())
-            .eq(schema.fields().iter().map(|f| f.name()));
-        let writer = if same_columns {
+        let writer = if same_column_names(&table_arrow_schema(&table)?, &schema) {
             RecordBatchWriter::for_table(&table)?
         } else {
             // A new job version with other columns: the segments take the
@@ -316,12 +310,9 @@ impl EventStore {
             let mut actions = Vec::new();
             let current = table_arrow_schema(&table)?;
             if current.fields() != schema.fields() {
-                let renamed = !current
-                    .fields()
-                    .iter()
-                    .map(|f| f.name())
-                    .eq(schema.fields().iter().map(|f| f.name()));
-                if renamed && matches!(replace, DerivedReplace::Sessions(_)) {
+                if !same_column_names(&current, &schema)
+                    && matches!(replace, DerivedReplace::Sessions(_))
+                {
                     return Err(StoreError::InvalidTable(format!(
                         "{name}: new columns need a full rebuild, not a replacement of some \
                          sessions' rows (run `trajectory derive --full`)"
@@ -414,6 +405,15 @@ impl EventStore {
             "could not commit {name}: too many concurrent commits"
         ))))
     }
+}
+
+/// Whether two schemas have the same column names in the same order (types
+/// aside: list item names differ between Arrow and Delta).
+fn same_column_names(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields()
+        .iter()
+        .map(|f| f.name())
+        .eq(b.fields().iter().map(|f| f.name()))
 }
 
 /// Records the sha256 of each segment in `adds` that has none yet (tag
@@ -641,4 +641,81 @@ async fn segment_sessions(
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::{Array, ArrayRef, ListBuilder, StringArray, StringBuilder};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    /// A `turns`-like batch: `session_id`, `event_ids` and one `extra` column.
+    fn batch(extra: &str, sessions: &[&str]) -> RecordBatch {
+        let mut ids = ListBuilder::new(StringBuilder::new());
+        for s in sessions {
+            ids.values().append_value(format!("e-{s}"));
+            ids.append(true);
+        }
+        let ids = ids.finish();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("session_id", DataType::Utf8, false),
+            Field::new("event_ids", ids.data_type().clone(), true),
+            Field::new(extra, DataType::Utf8, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(sessions.to_vec())),
+            Arc::new(ids),
+            Arc::new(StringArray::from(vec!["x"; sessions.len()])),
+        ];
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    fn lineage(version: &str) -> DerivedLineage {
+        DerivedLineage {
+            events_version: 1,
+            job: "turns".into(),
+            job_version: version.into(),
+            params: serde_json::Map::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_version_with_new_columns_rewrites_the_table_and_refuses_a_partial_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path().to_str().unwrap()).unwrap();
+        let old = batch("context", &["s1", "s2"]);
+        store
+            .replace_derived_table("turns", old.schema(), vec![old], &lineage("v2"))
+            .await
+            .unwrap();
+        let new = batch("context_tail", &["s1"]);
+        // Replacing some sessions' rows would leave the others in the old columns.
+        let mut writer = store.derived_writer("turns", new.schema()).await.unwrap();
+        writer.write(new.clone()).await.unwrap();
+        let partial = store
+            .commit_derived(
+                vec![writer],
+                DerivedReplace::Sessions(HashSet::from(["s1".to_string()])),
+                &lineage("v3"),
+            )
+            .await;
+        let Err(refused) = partial else {
+            panic!("a partial update with new columns was committed");
+        };
+        let message = refused.to_string();
+        assert!(message.contains("derive --full"), "{message}");
+        // A full rebuild takes the new columns.
+        store
+            .replace_derived_table("turns", new.schema(), vec![new], &lineage("v3"))
+            .await
+            .unwrap();
+        let table = store.derived_table("turns").await.unwrap().unwrap();
+        let names: Vec<String> = table_arrow_schema(&table)
+            .unwrap()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, ["session_id", "event_ids", "context_tail"]);
+    }
 }

@@ -106,8 +106,9 @@ fn combine(words: &[u64]) -> u64 {
     h % MERSENNE_61
 }
 
-/// Exact Jaccard similarity of two sorted, deduplicated sets.
-pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+/// Exact Jaccard similarity of two sorted, deduplicated sets (1 for two
+/// empty sets).
+pub fn jaccard<T: Ord>(a: &[T], b: &[T]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
     }

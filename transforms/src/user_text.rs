@@ -78,20 +78,7 @@ pub fn jaccard(a: &str, b: &str, k: usize) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let (mut i, mut j, mut intersection) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                intersection += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    let union = a.len() + b.len() - intersection;
-    intersection as f64 / union as f64
+    crate::minhash::jaccard(&a, &b)
 }
 
 /// The distinct word `k`-shingles of `normalised` (output of [`normalise`]:
